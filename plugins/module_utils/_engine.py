@@ -1,0 +1,634 @@
+# Copyright (c) 2026, TME Portal ops team
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Apply and roll back migrations on one database.
+
+* One connection for the migrations, one for the runner lock (and for writing a failure's audit
+  row when the migration connection is broken).
+* A transactional migration runs with its tracking row and audit row in ONE transaction, under
+  lock_timeout and statement_timeout, retried with backoff on lock_not_available.
+* A migration with statements that cannot run in a transaction (CREATE INDEX CONCURRENTLY, ...)
+  records its progress in schema_migrations_progress after every step, so an interruption is
+  visible and the next run resumes; an invalid index left by an interrupted build is dropped
+  and rebuilt.
+* All but the last migration of a batch commit with synchronous_commit off; the last one, or
+  the audit row of a failure, is a synchronous commit that makes everything before it durable.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ansible_collections.tme.migrations.plugins.module_utils import _connection
+from ansible_collections.tme.migrations.plugins.module_utils._model import (
+    SAFE,
+    Migration,
+    MigrationError,
+    Script,
+    Statement,
+)
+from ansible_collections.tme.migrations.plugins.module_utils._tracking import (
+    AppliedRow,
+    RunnerLock,
+    Tracking,
+    statements_hash,
+)
+from ansible_collections.tme.migrations.plugins.module_utils._versions import sort_key
+
+try:
+    import psycopg
+    from psycopg import errors as pgerrors
+    from psycopg import sql
+except ImportError:  # pragma: no cover - the module reports the missing library
+    psycopg = None  # type: ignore[assignment]
+
+
+@dataclass
+class Options:
+    lock_timeout_ms: int = 5000
+    statement_timeout_ms: int = 0
+    lock_retries: int = 3
+    retry_delay: float = 1.0
+    runner_lock_timeout: float = 300.0
+    allow_drift: bool = False
+    only_safe: bool = False
+    tracking_schema: str = "public"
+    tracking_table: str = "schema_migrations"
+
+
+@dataclass
+class Report:
+    """What a run did or, in check mode, would do."""
+
+    changed: bool = False
+    tracking: str | None = None  # created / adopted
+    applied: list[dict[str, Any]] = field(default_factory=list)
+    rolled_back: list[dict[str, Any]] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
+    waiting: list[dict[str, Any]] = field(default_factory=list)
+    drifted: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    before: list[str] = field(default_factory=list)
+    after: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "changed": self.changed,
+            "tracking": self.tracking,
+            "applied": self.applied,
+            "rolled_back": self.rolled_back,
+            "pending": self.pending,
+            "waiting": self.waiting,
+            "drifted": self.drifted,
+        }
+
+
+class EngineError(Exception):
+    """A refusal or failure; the report says what was committed before it."""
+
+    def __init__(self, message: str, report: Report | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.report = report
+
+
+def ms_setting(value: int) -> str:
+    return f"{int(value)}ms"
+
+
+def _elapsed_ms(start: float) -> int:
+    return int(round((time.monotonic() - start) * 1000))
+
+
+def describe_error(exc: Exception, statement: Statement | None, path: str) -> str:
+    """File, line and PostgreSQL's message (with SQLSTATE, detail and hint)."""
+    diag = getattr(exc, "diag", None)
+    primary = (diag.message_primary if diag else None) or str(exc).strip()
+    line = statement.line if statement else None
+    if statement is not None and diag is not None and diag.statement_position:
+        position = int(diag.statement_position)
+        line = statement.line + statement.sql[: max(position - 1, 0)].count("\n")
+    parts = [str(MigrationError(primary, path, line))]
+    sqlstate = getattr(exc, "sqlstate", None)
+    if sqlstate:
+        parts[0] += f" (SQLSTATE {sqlstate})"
+    if diag is not None:
+        if diag.message_detail:
+            parts.append("DETAIL: " + diag.message_detail)
+        if diag.message_hint:
+            parts.append("HINT: " + diag.message_hint)
+    if statement is not None:
+        first = statement.sql.strip().splitlines()[0] if statement.sql.strip() else ""
+        parts.append("statement: " + (first[:200] + (" ..." if len(statement.sql.strip()) > len(first) else "")))
+    return "\n".join(parts)
+
+
+class _StatementFailed(Exception):
+    def __init__(self, exc: Exception, statement: Statement | None) -> None:
+        super().__init__(str(exc))
+        self.exc = exc
+        self.statement = statement
+
+
+class Engine:
+    """One run against one database."""
+
+    def __init__(
+        self,
+        conn_kwargs: dict[str, Any],
+        options: Options,
+        check_mode: bool = False,
+        host: str | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.conn_kwargs = conn_kwargs
+        self.options = options
+        self.check_mode = check_mode
+        self.host = host or socket.gethostname()
+        self.sleep = sleep
+        self.tracking = Tracking(options.tracking_schema, options.tracking_table)
+        self.conn: Any = None
+        self.lock_conn: Any = None
+        self.lock: RunnerLock | None = None
+        self.report = Report()
+
+    # -- session -----------------------------------------------------------------------------
+    def __enter__(self) -> Engine:
+        self.conn = _connection.connect(self.conn_kwargs)
+        if not self.check_mode:
+            self.lock_conn = _connection.connect(self.conn_kwargs)
+            self.lock = RunnerLock(self.lock_conn, self.tracking.lock_key)
+            self.lock.acquire(self.options.runner_lock_timeout)
+            self.report.tracking = self.tracking.ensure(self.conn)
+            self.report.changed = self.report.tracking is not None
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for conn in (self.conn, self.lock_conn):
+            if conn is not None:
+                try:
+                    if conn is self.lock_conn and self.lock is not None:
+                        self.lock.release()
+                finally:
+                    conn.close()
+
+    @property
+    def pid(self) -> int:
+        return int(self.conn.info.backend_pid)
+
+    # -- planning ----------------------------------------------------------------------------
+    def applied_rows(self) -> dict[str, AppliedRow]:
+        return self.tracking.applied(self.conn)
+
+    def check_drift(self, migrations: list[Migration], applied: dict[str, AppliedRow]) -> None:
+        for m in migrations:
+            row = applied.get(m.version)
+            if row is not None and row.checksum and row.checksum != m.checksum:
+                self.report.drifted.append(
+                    {
+                        "version": m.version,
+                        "path": m.path,
+                        "applied_checksum": row.checksum,
+                        "file_checksum": m.checksum,
+                    }
+                )
+        if self.report.drifted and not self.options.allow_drift:
+            names = ", ".join(f"{d['path']} ({d['version']})" for d in self.report.drifted)
+            raise EngineError(
+                f"drift: applied migration files were edited afterwards: {names}. Their checksum no "
+                "longer matches what this database applied. Restore the files, or set allow_drift "
+                "after reviewing the change.",
+                self.report,
+            )
+        for d in self.report.drifted:
+            self.report.warnings.append(f"drift accepted: {d['path']} differs from what was applied")
+
+    def plan_apply(
+        self, migrations: list[Migration], version: str | None, applied: dict[str, AppliedRow]
+    ) -> list[Migration]:
+        pending = [m for m in migrations if m.version not in applied]
+        self.report.pending = [m.version for m in pending]
+        latest = max((sort_key(v) for v in applied), default=None)
+        for m in pending:
+            if latest is not None and sort_key(m.version) < latest:
+                self.report.warnings.append(
+                    f"{m.version} is pending but sorts before the newest applied migration: applied out of order"
+                )
+        if version is not None:
+            chosen = [m for m in migrations if m.version == version]
+            if not chosen:
+                raise EngineError(f"no migration {version} among the files given", self.report)
+            if version in applied:
+                return []
+            before = [m.version for m in pending if sort_key(m.version) < sort_key(version)]
+            if before:
+                raise EngineError(
+                    f"{version} cannot be applied before the pending migrations that precede it: " + ", ".join(before),
+                    self.report,
+                )
+            pending = chosen
+        if self.options.only_safe:
+            for index, m in enumerate(pending):
+                if m.classification != SAFE:
+                    self.report.waiting = [
+                        {"version": w.version, "classification": w.classification or "undeclared", "path": w.path}
+                        for w in pending[index:]
+                    ]
+                    pending = pending[:index]
+                    break
+        for m in pending:
+            if m.rollback_error:
+                raise EngineError(
+                    f"{m.version} is not applied because its rollback does not parse: {m.rollback_error}",
+                    self.report,
+                )
+        return pending
+
+    def gate(self, plan: list[Migration], reference_kwargs: dict[str, Any]) -> None:
+        """Promotion gate: every planned migration must be applied on the reference with the same checksum."""
+        with _connection.connect(reference_kwargs) as ref:
+            rows = self.tracking.applied(ref)
+        where = _connection.describe(reference_kwargs)
+        refused = []
+        for m in plan:
+            row = rows.get(m.version)
+            if row is None:
+                refused.append(f"{m.version} ({m.path}): not applied on the reference {where}")
+            elif not row.checksum:
+                refused.append(
+                    f"{m.version} ({m.path}): the reference applied it without a checksum (by hand); "
+                    "apply it there with this tool first"
+                )
+            elif row.checksum != m.checksum:
+                refused.append(
+                    f"{m.version} ({m.path}): the reference applied another version of this file "
+                    f"(checksum {row.checksum[:12]} there, {m.checksum[:12]} here)"
+                )
+        if refused:
+            raise EngineError("promotion gate: refused, nothing applied. " + "; ".join(refused), self.report)
+
+    # -- apply -------------------------------------------------------------------------------
+    def apply(
+        self,
+        migrations: list[Migration],
+        version: str | None = None,
+        reference_kwargs: dict[str, Any] | None = None,
+    ) -> Report:
+        applied = self.applied_rows()
+        self.report.before = sorted(applied, key=sort_key)
+        self.check_drift(migrations, applied)
+        plan = self.plan_apply(migrations, version, applied)
+        if plan and reference_kwargs:
+            self.gate(plan, reference_kwargs)
+        progress = self.tracking.progress(self.conn) if self.tracking.exists(self.conn) else {}
+        if self.check_mode:
+            for m in plan:
+                entry = self._entry(m, 0)
+                if m.version in progress:
+                    entry["resumes"] = progress[m.version].to_dict()
+                self.report.applied.append(entry)
+            self.report.changed = self.report.changed or bool(plan)
+            self.report.after = sorted(self.report.before + [m.version for m in plan], key=sort_key)
+            return self.report
+        for index, m in enumerate(plan):
+            durable = index == len(plan) - 1
+            try:
+                if m.transactional:
+                    entry = self._apply_transactional(m, durable)
+                else:
+                    entry = self._apply_stepwise(m, progress.get(m.version))
+            except EngineError as exc:
+                exc.report = self.report
+                self.report.after = sorted(self.applied_rows_safe(), key=sort_key)
+                raise
+            self.report.applied.append(entry)
+            self.report.changed = True
+        self.report.after = sorted(self.report.before + [e["version"] for e in self.report.applied], key=sort_key)
+        return self.report
+
+    def applied_rows_safe(self) -> list[str]:
+        try:
+            return list(self.tracking.applied(self.lock_conn))
+        except Exception:  # the report stays useful without it
+            return self.report.before + [e["version"] for e in self.report.applied]
+
+    def _entry(self, m: Migration, ms: int, repaired: list[str] | None = None) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "version": m.version,
+            "path": m.path,
+            "classification": m.classification,
+            "transactional": m.transactional,
+            "execution_ms": ms,
+            "statements": [s.sql for s in m.forward.statements],
+        }
+        if repaired:
+            entry["repaired"] = repaired
+        return entry
+
+    def _set_timeouts(self, local: bool, durable: bool = True) -> None:
+        self.conn.execute(
+            "SELECT set_config('lock_timeout', %s, %s), set_config('statement_timeout', %s, %s),"
+            " set_config('synchronous_commit', %s, %s)",
+            (
+                ms_setting(self.options.lock_timeout_ms),
+                local,
+                ms_setting(self.options.statement_timeout_ms),
+                local,
+                "on" if durable else "off",
+                local,
+            ),
+        )
+
+    def _run(self, statements: tuple[Statement, ...] | list[Statement]) -> None:
+        for statement in statements:
+            try:
+                self.conn.execute(statement.sql)
+            except psycopg.Error as exc:
+                raise _StatementFailed(exc, statement) from exc
+
+    def _transaction(self, body: Callable[[], Any]) -> Any:
+        """Run body in one transaction; an error of the tracking writes or of COMMIT itself (a
+        deferred constraint, a lost connection) is reported like a statement's."""
+        try:
+            with self.conn.transaction():
+                return body()
+        except _StatementFailed:
+            raise
+        except psycopg.Error as exc:
+            raise _StatementFailed(exc, None) from exc
+
+    def _with_lock_retries(self, attempt: Callable[[], Any], m: Migration, action: str) -> Any:
+        """Run `attempt`, retrying on lock_not_available with exponential backoff."""
+        delay = self.options.retry_delay
+        tries = 0
+        while True:
+            try:
+                return attempt()
+            except _StatementFailed as failed:
+                if not isinstance(failed.exc, pgerrors.LockNotAvailable) or tries >= self.options.lock_retries:
+                    self._fail(m, action, failed)
+                tries += 1
+                self.report.warnings.append(
+                    f"{m.version}: lock_timeout ({self.options.lock_timeout_ms} ms) reached at line "
+                    f"{failed.statement.line if failed.statement else '?'}; retry {tries} of "
+                    f"{self.options.lock_retries} in {delay:g}s"
+                )
+                self.sleep(delay)
+                delay = min(delay * 2, 60.0)
+
+    def _fail(self, m: Migration, action: str, failed: _StatementFailed) -> None:
+        path = m.path
+        if failed.statement is not None and m.rollback and failed.statement in m.rollback.statements:
+            path = m.rollback.path
+        message = describe_error(failed.exc, failed.statement, path)
+        if isinstance(failed.exc, pgerrors.LockNotAvailable):
+            message += (
+                f"\ngave up after {self.options.lock_retries} retries with lock_timeout "
+                f"{self.options.lock_timeout_ms} ms; " + self.describe_blockers(failed.statement)
+            )
+        if isinstance(failed.exc, psycopg.OperationalError) and self.conn.closed:
+            message += "\nthe connection to the database was lost"
+        self._audit_failure(m, action, message)
+        raise EngineError(f"{m.version} failed, nothing of it committed. {message}")
+
+    def _audit_failure(self, m: Migration, action: str, message: str) -> None:
+        """Audit row outside the failed transaction; its synchronous commit makes earlier ones durable."""
+        try:
+            self.tracking.audit(self.lock_conn, m.version, action, "failed", m.checksum, self.host, message)
+        except psycopg.Error as exc:  # the failure itself is what must be reported
+            self.report.warnings.append(f"could not write the audit row: {exc}")
+
+    def describe_blockers(self, statement: Statement | None) -> str:
+        names = sorted({r.split(".")[-1] for r in (statement.relations if statement else ())})
+        rows = self.lock_conn.execute(
+            "SELECT DISTINCT a.pid, a.application_name, a.usename, a.state, a.xact_start, l.mode, c.relname"
+            " FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_stat_activity a ON a.pid = l.pid"
+            " WHERE l.granted AND l.pid <> ALL(%s) AND (cardinality(%s::text[]) = 0 OR c.relname = ANY(%s))"
+            " AND l.mode IN ('AccessExclusiveLock', 'ExclusiveLock', 'ShareRowExclusiveLock', 'ShareLock',"
+            " 'ShareUpdateExclusiveLock', 'RowExclusiveLock', 'RowShareLock', 'AccessShareLock')"
+            " AND c.relkind IN ('r', 'p', 'v', 'm', 'i', 'S')"
+            " ORDER BY a.xact_start NULLS LAST",
+            ([self.pid, self.lock_conn.info.backend_pid], names, names),
+        ).fetchall()
+        if not rows:
+            return "no blocking session is left now (it may have finished)"
+        blockers = [
+            f"pid {pid} (application_name {app!r}, user {user}, state {state}, transaction open since "
+            f"{since}) holds {mode} on {rel}"
+            for pid, app, user, state, since, mode, rel in rows
+        ]
+        return "blocked by " + "; ".join(blockers)
+
+    def _apply_transactional(self, m: Migration, durable: bool) -> dict[str, Any]:
+        def body() -> int:
+            self._set_timeouts(local=True, durable=durable)
+            start = time.monotonic()
+            self._run(m.forward.statements)
+            ms = _elapsed_ms(start)
+            self.tracking.record_applied(self.conn, m, ms, self.host, self._rollback_copy(m))
+            return ms
+
+        def attempt() -> int:
+            return int(self._transaction(body))
+
+        ms = self._with_lock_retries(attempt, m, "apply")
+        return self._entry(m, ms)
+
+    @staticmethod
+    def _rollback_copy(m: Migration) -> str | None:
+        return m.rollback.executable_sql() if m.rollback is not None else None
+
+    # -- statements outside a transaction ----------------------------------------------------
+    def _apply_stepwise(self, m: Migration, progress: Any) -> dict[str, Any]:
+        """Run a migration that contains statements which cannot run in a transaction."""
+        statements = [s for s in m.forward.statements if not s.tracking]
+        tracking_statements = [s for s in m.forward.statements if s.tracking]
+        done = 0
+        if progress is not None and progress.action == "apply":
+            expected = statements_hash([s.sql for s in statements[: progress.statements_done]])
+            if progress.done_hash != expected:
+                raise EngineError(
+                    f"{m.version} ({m.path}) was interrupted after {progress.statements_done} statements "
+                    "and the file changed in those statements since; repair by hand, then delete its row "
+                    f"from {self.tracking.name}_progress",
+                    self.report,
+                )
+            done = progress.statements_done
+        self.tracking.start_progress(self.conn, m, "apply", self.pid, self.host)
+        repaired: list[str] = []
+        start = time.monotonic()
+        resuming = progress is not None
+        try:
+            while done < len(statements):
+                group = [statements[done]]
+                if group[0].transactional:
+                    while done + len(group) < len(statements) and statements[done + len(group)].transactional:
+                        group.append(statements[done + len(group)])
+                end = done + len(group)
+                new_hash = statements_hash([s.sql for s in statements[:end]])
+
+                def attempt(group: list[Statement] = group, end: int = end, new_hash: str = new_hash) -> None:
+                    if group[0].transactional:
+                        self._in_tx(group, lambda: self.tracking.advance_progress(self.conn, m.version, end, new_hash))
+                        return
+                    statement = group[0]
+                    try:
+                        self._set_timeouts(local=False)
+                        if not (statement.index and self._prepare_index(statement, resuming, repaired)):
+                            self._run(group)
+                        self.tracking.advance_progress(self.conn, m.version, end, new_hash)
+                    except psycopg.Error as exc:
+                        raise _StatementFailed(exc, statement) from exc
+
+                self._with_lock_retries(attempt, m, "apply")
+                done = end
+            ms = _elapsed_ms(start)
+
+            def finish() -> None:
+                self._in_tx(tracking_statements, lambda: self._finish_stepwise(m, ms))
+
+            self._with_lock_retries(finish, m, "apply")
+        except EngineError as exc:
+            try:
+                self.tracking.fail_progress(self.lock_conn, m.version, exc.message)
+            except psycopg.Error:
+                pass
+            raise
+        finally:
+            if not self.conn.closed:
+                self.conn.execute("RESET lock_timeout; RESET statement_timeout")
+        return self._entry(m, ms, repaired)
+
+    def _finish_stepwise(self, m: Migration, ms: int) -> None:
+        self.tracking.record_applied(self.conn, m, ms, self.host, self._rollback_copy(m))
+        self.tracking.finish_progress(self.conn, m.version)
+
+    def _prepare_index(self, statement: Statement, resuming: bool, repaired: list[str]) -> bool:
+        """Before CREATE INDEX CONCURRENTLY: drop an invalid leftover of an interrupted build.
+
+        Returns True when the statement has nothing left to do (a resumed run finds the index built).
+        """
+        row = self.conn.execute(
+            "SELECT n.nspname, i.indisvalid FROM pg_index i"
+            " JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE c.relname = %s AND (%s::text IS NULL AND n.nspname = ANY(current_schemas(false))"
+            " OR n.nspname = %s) ORDER BY array_position(current_schemas(false), n.nspname::text) LIMIT 1",
+            (statement.index, statement.schema, statement.schema),
+        ).fetchone()
+        if row is None:
+            return False
+        schema, valid = row
+        if valid:
+            return resuming
+        try:
+            self.conn.execute(
+                sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(schema, statement.index))
+            )
+        except psycopg.Error as exc:
+            raise _StatementFailed(exc, statement) from exc
+        repaired.append(f"dropped invalid index {schema}.{statement.index} left by an interrupted build")
+        return False
+
+    # -- roll back ---------------------------------------------------------------------------
+    def rollback(self, migrations: list[Migration], version: str | None = None, steps: int | None = None) -> Report:
+        applied = self.applied_rows()
+        self.report.before = sorted(applied, key=sort_key)
+        by_version = {m.version: m for m in migrations}
+        if version is not None:
+            targets = [version] if version in applied else []
+        else:
+            targets = sorted(applied, key=sort_key, reverse=True)[: steps or 1]
+        plan: list[tuple[str, Script, str, str | None]] = []
+        for target in targets:
+            script, source = self._rollback_script(target, by_version.get(target), applied[target])
+            plan.append((target, script, source, applied[target].checksum))
+        for target, script, source, _ in plan:
+            entry = {
+                "version": target,
+                "rollback_source": source,
+                "execution_ms": 0,
+                "statements": [s.sql for s in script.statements],
+            }
+            if not self.check_mode:
+                entry["execution_ms"] = self._rollback_one(target, script, by_version.get(target))
+            self.report.rolled_back.append(entry)
+            self.report.changed = True
+        rolled = {e["version"] for e in self.report.rolled_back}
+        self.report.after = [v for v in self.report.before if v not in rolled]
+        return self.report
+
+    def _rollback_script(self, version: str, m: Migration | None, row: AppliedRow) -> tuple[Script, str]:
+        matches = m is not None and (row.checksum is None or row.checksum == m.checksum)
+        if m is not None and m.rollback is not None and matches and not m.rollback_error:
+            return m.rollback, m.rollback.path
+        stored = self.tracking.stored_rollback(self.conn, version)
+        if stored is not None:
+            if m is not None and not matches:
+                self.report.warnings.append(
+                    f"{version}: the file changed since it was applied; the rollback stored at apply time is used"
+                )
+            return Script(f"{self.tracking.name}.rollback_sql ({version})", (Statement(stored, 1),)), "stored copy"
+        if m is None:
+            raise EngineError(
+                f"cannot roll back {version}: no migration file for it and no rollback stored in {self.tracking.name}",
+                self.report,
+            )
+        if m.rollback_error:
+            raise EngineError(f"cannot roll back {version}: {m.rollback_error}", self.report)
+        if m.rollback is not None and self.options.allow_drift:
+            self.report.warnings.append(f"{version}: drift accepted, the file's rollback is used")
+            return m.rollback, m.rollback.path
+        raise EngineError(
+            f"cannot roll back {version}: {m.path} changed since it was applied and no rollback is stored; "
+            "set allow_drift to use the file's rollback",
+            self.report,
+        )
+
+    def _rollback_one(self, version: str, script: Script, m: Migration | None) -> int:
+        target = m or Migration(version, script.path, script, script, checksum="")
+        checksum = m.checksum if m else None
+        if script.transactional:
+
+            def body() -> int:
+                self._set_timeouts(local=True)
+                start = time.monotonic()
+                self._run(script.statements)
+                ms = _elapsed_ms(start)
+                self.tracking.record_rolled_back(self.conn, version, checksum, ms, self.host)
+                return ms
+
+            def attempt() -> int:
+                return int(self._transaction(body))
+
+            return int(self._with_lock_retries(attempt, target, "rollback"))
+        start = time.monotonic()
+        done = 0
+        try:
+            for statement in script.statements:
+                if statement.transactional:
+                    self._with_lock_retries(lambda s=statement: self._in_tx([s]), target, "rollback")
+                else:
+                    self._set_timeouts(local=False)
+                    self._with_lock_retries(lambda s=statement: self._run([s]), target, "rollback")
+                done += 1
+        except EngineError as exc:
+            exc.message += (
+                f"\n{done} of {len(script.statements)} rollback statements ran before the failure; "
+                f"{version} stays recorded as applied"
+            )
+            raise EngineError(exc.message, self.report) from None
+        ms = _elapsed_ms(start)
+        self._in_tx([], lambda: self.tracking.record_rolled_back(self.conn, version, checksum, ms, self.host))
+        return ms
+
+    def _in_tx(self, statements: list[Statement], then: Callable[[], Any] | None = None) -> None:
+        def body() -> None:
+            self._set_timeouts(local=True)
+            self._run(statements)
+            if then is not None:
+                then()
+
+        self._transaction(body)

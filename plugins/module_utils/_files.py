@@ -1,0 +1,420 @@
+# Copyright (c) 2026, TME Portal ops team
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Migration files -> Migration objects. Runs on the controller (it needs pglast).
+
+Layouts read, all in one directory:
+
+* the guide's template: ``016_add_feature_x.sql`` with header comments, BEGIN/COMMIT, its own
+  ``INSERT INTO schema_migrations`` and a commented ``-- ROLLBACK`` block after its banner;
+* the same with the rollback saved separately beside it: ``016_add_feature_x.rollback.sql``;
+* golang-migrate: ``0001_name.up.sql`` + ``0001_name.down.sql``;
+* Diesel: ``0001_name/up.sql`` + ``0001_name/down.sql`` (+ ``metadata.toml``).
+
+Statements are split by PostgreSQL's own parser (pglast), never by regular expressions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from ansible_collections.tme.migrations.plugins.module_utils._model import (
+    BREAKING,
+    SAFE,
+    Migration,
+    MigrationError,
+    Script,
+    Statement,
+)
+from ansible_collections.tme.migrations.plugins.module_utils._versions import parse_version, sort_key
+
+try:
+    import pglast.parser as _pg
+
+    HAS_PGLAST = True
+except ImportError:  # pragma: no cover - reported by the caller
+    HAS_PGLAST = False
+
+_HEADER_RE = re.compile(r"^--\s*(?P<key>[A-Za-z][A-Za-z ]*?)\s*:\s*(?P<value>.*?)\s*$")
+_BANNER_RE = re.compile(r"^\s*--\s*ROLLBACK\b", re.IGNORECASE)
+_DECORATION_RE = re.compile(r"^\s*--\s*[=\-#*]{3,}\s*$")
+
+_KEEP_TXN = {"TRANS_STMT_SAVEPOINT", "TRANS_STMT_RELEASE", "TRANS_STMT_ROLLBACK_TO"}
+_DROP_TXN = {"TRANS_STMT_BEGIN", "TRANS_STMT_START", "TRANS_STMT_COMMIT"}
+_NEVER_IN_TXN = {
+    "CreatedbStmt",
+    "DropdbStmt",
+    "AlterSystemStmt",
+    "CreateTableSpaceStmt",
+    "DropTableSpaceStmt",
+}
+
+
+def normalize(text: str) -> str:
+    """Line endings to LF, trailing blanks off every line and off the end."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return "\n".join(line.rstrip() for line in lines).rstrip("\n") + "\n"
+
+
+def checksum(text: str) -> str:
+    """sha256 of the normalized forward SQL: CRLF and LF, trailing blanks do not count."""
+    return hashlib.sha256(normalize(text).encode("utf-8")).hexdigest()
+
+
+def _line_of(text: str, offset: int) -> int:
+    return text.count("\n", 0, max(offset, 0)) + 1
+
+
+def _walk(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _walk(item)
+
+
+def _relations(node: Any) -> tuple[str, ...]:
+    names: list[str] = []
+    for item in _walk(node):
+        if "relname" in item and "relpersistence" in item:  # a RangeVar
+            name = item["relname"]
+            if item.get("schemaname"):
+                name = item["schemaname"] + "." + name
+            if name not in names:
+                names.append(name)
+    return tuple(names)
+
+
+def _transactional(kind: str, body: dict[str, Any]) -> bool:
+    if kind in _NEVER_IN_TXN:
+        return False
+    if kind in ("IndexStmt", "DropStmt"):
+        return not body.get("concurrent", False)
+    if kind == "ReindexStmt":
+        if body.get("kind") in ("REINDEX_OBJECT_DATABASE", "REINDEX_OBJECT_SYSTEM"):
+            return False
+        return not any(p.get("DefElem", {}).get("defname") == "concurrently" for p in body.get("params", []))
+    if kind == "VacuumStmt":
+        return not body.get("is_vacuumcmd", False)
+    if kind == "ClusterStmt":
+        return "relation" in body
+    if kind == "AlterTableStmt":
+        for cmd in body.get("cmds", []):
+            part = cmd.get("AlterTableCmd", {}).get("def", {}).get("PartitionCmd")
+            if part and part.get("concurrent"):
+                return False
+    return True
+
+
+def _is_tracking(kind: str, body: dict[str, Any], tracking_table: str) -> bool:
+    if kind not in ("InsertStmt", "DeleteStmt", "UpdateStmt"):
+        return False
+    return bool(body.get("relation", {}).get("relname") == tracking_table)
+
+
+def parse_script(text: str, path: str, tracking_table: str = "schema_migrations") -> Script:
+    """Split a script into statements with PostgreSQL's parser.
+
+    The file's BEGIN/START TRANSACTION/COMMIT are dropped: the engine owns the transaction. A
+    ROLLBACK or a prepared transaction is refused, since the engine could not honour it.
+    """
+    if not HAS_PGLAST:  # pragma: no cover
+        raise MigrationError("the Python library pglast is required on the controller", path)
+    try:
+        slices = _pg.split(text, with_parser=True, only_slices=True)
+        nodes = json.loads(_pg.parse_sql_json(text))["stmts"]
+    except _pg.ParseError as exc:
+        message, location = exc.args[0], exc.args[1] if len(exc.args) > 1 else 0
+        raise MigrationError(f"syntax error: {message}", path, _line_of(text, location)) from None
+    if len(slices) != len(nodes):  # pragma: no cover - both come from the same parser
+        raise MigrationError("the parser split the file inconsistently", path)
+    statements: list[Statement] = []
+    for piece, node in zip(slices, nodes):
+        ((kind, body),) = node["stmt"].items()
+        line = _line_of(text, piece.start)
+        if kind == "TransactionStmt":
+            txn = body.get("kind")
+            if txn in _DROP_TXN:
+                continue
+            if txn not in _KEEP_TXN:
+                raise MigrationError(
+                    f"{text[piece].strip()!s} is not allowed in a migration: the engine runs each "
+                    "migration in its own transaction",
+                    path,
+                    line,
+                )
+        index = schema = None
+        if kind == "IndexStmt" and body.get("concurrent"):
+            index = body.get("idxname")
+            schema = body.get("relation", {}).get("schemaname")
+        statements.append(
+            Statement(
+                sql=text[piece],
+                line=line,
+                transactional=_transactional(kind, body),
+                tracking=_is_tracking(kind, body, tracking_table),
+                index=index,
+                schema=schema,
+                relations=_relations(body),
+            )
+        )
+    return Script(path=path, statements=tuple(statements))
+
+
+def read_headers(text: str) -> dict[str, str]:
+    """The template's leading ``-- Key: value`` comment lines (Migration, Date, Author, Type, ...)."""
+    headers: dict[str, str] = {}
+    for raw in text.replace("\r\n", "\n").split("\n"):
+        line = raw.strip()
+        if not line:
+            continue
+        if not line.startswith("--"):
+            break
+        match = _HEADER_RE.match(line)
+        if match and match.group("key").lower() not in headers:
+            headers[match.group("key").strip().lower()] = match.group("value")
+    return headers
+
+
+def declared_type(headers: dict[str, str]) -> str | None:
+    """SAFE or BREAKING from ``-- Type: SAFE - ...``; the template's ``[SAFE|BREAKING]`` declares nothing."""
+    value = headers.get("type", "").upper()
+    has_safe, has_breaking = SAFE in value, BREAKING in value
+    if has_safe == has_breaking:
+        return None
+    return SAFE if has_safe else BREAKING
+
+
+@dataclass(frozen=True)
+class _Inline:
+    forward: str
+    rollback: str | None
+    rollback_line: int
+
+
+def split_inline_rollback(text: str, path: str) -> _Inline:
+    """Cut the template at its ``-- ROLLBACK`` banner and uncomment the block after it.
+
+    The banner counts only outside every statement (never inside a string or dollar quote), and
+    SQL after it must be commented out: plain ``psql < file`` would run it otherwise.
+    """
+    lines = text.replace("\r\n", "\n").split("\n")
+    offsets, pos = [], 0
+    for line in lines:
+        offsets.append(pos)
+        pos += len(line) + 1
+    candidates = [i for i, line in enumerate(lines) if _BANNER_RE.match(line)]
+    if not candidates:
+        return _Inline(text, None, 0)
+    normalized = "\n".join(lines)
+    try:
+        spans = _pg.split(normalized, with_parser=True, only_slices=True)
+    except _pg.ParseError:
+        spans = []  # the forward part's own parse reports the error with its line
+    for index in candidates:
+        start = offsets[index]
+        if any(s.start <= start < s.stop for s in spans):
+            continue
+        body: list[str] = []
+        for number, line in enumerate(lines[index + 1 :], start=index + 2):
+            stripped = line.strip()
+            if not stripped or _DECORATION_RE.match(line):
+                body.append("")
+            elif stripped.startswith("--"):
+                uncommented = stripped[2:]
+                body.append(uncommented[1:] if uncommented.startswith(" ") else uncommented)
+            else:
+                raise MigrationError(
+                    "SQL after the ROLLBACK banner is not commented out; psql would run it as part of the migration",
+                    path,
+                    number,
+                )
+        rollback = "\n".join(body)
+        return _Inline("\n".join(lines[:index]) + "\n", rollback, index + 1)
+    return _Inline(text, None, 0)
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except UnicodeDecodeError as exc:
+        raise MigrationError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path) from None
+    except OSError as exc:
+        raise MigrationError(f"cannot read: {exc.strerror}", path) from None
+
+
+def _run_in_transaction(metadata_path: str) -> bool:
+    """Diesel's metadata.toml: ``run_in_transaction = false``."""
+    if not os.path.exists(metadata_path):
+        return True
+    import tomllib
+
+    try:
+        with open(metadata_path, "rb") as handle:
+            return bool(tomllib.load(handle).get("run_in_transaction", True))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise MigrationError(f"cannot read metadata: {exc}", metadata_path) from None
+
+
+def load_migration(
+    version: str,
+    forward_path: str,
+    rollback_path: str | None = None,
+    tracking_table: str = "schema_migrations",
+    require_rollback: bool = True,
+    in_transaction: bool = True,
+) -> Migration:
+    """Read one migration: forward SQL, rollback (separate file or the inline block), checksum."""
+    text = _read(forward_path)
+    inline = split_inline_rollback(text, forward_path)
+    forward = parse_script(inline.forward, forward_path, tracking_table)
+    if not forward.statements:
+        raise MigrationError("no SQL statement in the migration", forward_path)
+    if not in_transaction:
+        forward = Script(
+            forward.path,
+            tuple(
+                Statement(s.sql, s.line, False, s.tracking, s.index, s.schema, s.relations) for s in forward.statements
+            ),
+        )
+    rollback: Script | None = None
+    rollback_error: str | None = None
+    try:
+        if rollback_path is not None:
+            rollback = parse_script(_read(rollback_path), rollback_path, tracking_table)
+        elif inline.rollback is not None:
+            # Keep the file's line numbers: the block starts right after the banner.
+            padded = "\n" * inline.rollback_line + inline.rollback
+            rollback = parse_script(padded, forward_path + " (ROLLBACK block)", tracking_table)
+    except MigrationError as exc:
+        # Kept, not raised: an old migration's broken rollback must not block new ones. The
+        # engine refuses to apply this migration, or to roll it back, and names the error.
+        rollback_error = str(exc)
+        rollback = Script(rollback_path or forward_path + " (ROLLBACK block)", ())
+    if require_rollback and rollback is None:
+        raise MigrationError(
+            "no rollback SQL: add a commented '-- ROLLBACK' block after the migration, as in the "
+            f"guide's template, or a file {version}.rollback.sql beside it",
+            forward_path,
+        )
+    headers = read_headers(text)
+    parsed = parse_version(version)
+    name = parsed[1] if parsed else version
+    return Migration(
+        version=version,
+        path=forward_path,
+        forward=forward,
+        rollback=rollback,
+        checksum=checksum(inline.forward),
+        description=headers.get("description") or name.replace("_", " ").strip(),
+        declared_type=declared_type(headers),
+        headers=headers,
+        rollback_error=rollback_error,
+    )
+
+
+def _classify_entry(directory: str, entry: str) -> tuple[str, str, str] | None:
+    """(version, role, path) of a directory entry, role one of forward/rollback/diesel."""
+    full = os.path.join(directory, entry)
+    if os.path.isdir(full):
+        if os.path.exists(os.path.join(full, "up.sql")):
+            return entry, "diesel", full
+        return None
+    if not entry.endswith(".sql"):
+        return None
+    stem = entry[: -len(".sql")]
+    for suffix, role in ((".rollback", "rollback"), (".down", "rollback"), (".up", "forward")):
+        if stem.endswith(suffix):
+            return stem[: -len(suffix)], role, full
+    return stem, "forward", full
+
+
+def load_directory(
+    directory: str,
+    tracking_table: str = "schema_migrations",
+    require_rollback: bool = True,
+) -> list[Migration]:
+    """Every migration of a directory, ordered by version. Duplicates and stray SQL files are errors."""
+    if not os.path.isdir(directory):
+        raise MigrationError("not a directory of migrations", directory)
+    forwards: dict[str, str] = {}
+    rollbacks: dict[str, str] = {}
+    diesel: dict[str, str] = {}
+    for entry in sorted(os.listdir(directory)):
+        found = _classify_entry(directory, entry)
+        if found is None:
+            continue
+        version, role, full = found
+        if parse_version(version) is None:
+            raise MigrationError(
+                "not a migration name: a migration file starts with its number, e.g. 016_add_feature_x.sql",
+                full,
+            )
+        target = {"forward": forwards, "rollback": rollbacks, "diesel": diesel}[role]
+        taken = rollbacks if role == "rollback" else {**forwards, **diesel}
+        if version in taken:
+            raise MigrationError(f"duplicate version {version}: also {taken[version]}", full)
+        target[version] = full
+    for version, path in rollbacks.items():
+        if version not in forwards:
+            raise MigrationError(f"rollback without a migration: no {version}.sql beside it", path)
+    numbers: dict[int, str] = {}
+    migrations: list[Migration] = []
+    for version in sorted(list(forwards) + list(diesel), key=sort_key):
+        number = sort_key(version)[0]
+        path = forwards.get(version) or diesel[version]
+        if number in numbers:
+            raise MigrationError(f"duplicate version number {number}: {numbers[number]} and {path}", path)
+        numbers[number] = path
+        if version in diesel:
+            down = os.path.join(path, "down.sql")
+            migrations.append(
+                load_migration(
+                    version,
+                    os.path.join(path, "up.sql"),
+                    down if os.path.exists(down) else None,
+                    tracking_table,
+                    require_rollback,
+                    _run_in_transaction(os.path.join(path, "metadata.toml")),
+                )
+            )
+        else:
+            migrations.append(load_migration(version, path, rollbacks.get(version), tracking_table, require_rollback))
+    return migrations
+
+
+def load_path(path: str, tracking_table: str = "schema_migrations", require_rollback: bool = True) -> list[Migration]:
+    """A directory of migrations, or one migration file (its rollback file found beside it)."""
+    if os.path.isdir(path) and not os.path.exists(os.path.join(path, "up.sql")):
+        return load_directory(path, tracking_table, require_rollback)
+    directory, entry = os.path.split(os.path.normpath(path))
+    found = _classify_entry(directory or ".", entry)
+    if found is None or found[1] == "rollback" or parse_version(found[0]) is None:
+        raise MigrationError("not a migration file (e.g. 016_add_feature_x.sql)", path)
+    version, role, full = found
+    if role == "diesel":
+        down = os.path.join(full, "down.sql")
+        return [
+            load_migration(
+                version,
+                os.path.join(full, "up.sql"),
+                down if os.path.exists(down) else None,
+                tracking_table,
+                require_rollback,
+                _run_in_transaction(os.path.join(full, "metadata.toml")),
+            )
+        ]
+    rollback = None
+    for suffix in (".rollback.sql", ".down.sql"):
+        candidate = os.path.join(directory, version + suffix)
+        if os.path.exists(candidate):
+            rollback = candidate
+    return [load_migration(version, full, rollback, tracking_table, require_rollback)]

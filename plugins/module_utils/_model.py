@@ -1,0 +1,145 @@
+# Copyright (c) 2026, TME Portal ops team
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Plain data shared by the controller (file reader) and the module (engine).
+
+Nothing here imports pglast: the controller parses migration files and hands the module
+already split statements as dictionaries, so a database host needs only Python and psycopg.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+TOOL_VERSION = "0.1.0"
+
+SAFE = "SAFE"
+BREAKING = "BREAKING"
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One SQL statement of a script, as the PostgreSQL parser split it."""
+
+    sql: str
+    line: int  # first line of the statement in its file, 1-based
+    transactional: bool = True  # False: CREATE INDEX CONCURRENTLY, VACUUM, ...
+    tracking: bool = False  # the file's own INSERT/DELETE on the tracking table
+    index: str | None = None  # CREATE INDEX CONCURRENTLY: the index name, for repair
+    schema: str | None = None  # schema of that index's table, when the file names one
+    relations: tuple[str, ...] = ()  # tables it names, to find who blocks it
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sql": self.sql,
+            "line": self.line,
+            "transactional": self.transactional,
+            "tracking": self.tracking,
+            "index": self.index,
+            "schema": self.schema,
+            "relations": list(self.relations),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Statement:
+        return cls(
+            sql=data["sql"],
+            line=int(data["line"]),
+            transactional=bool(data.get("transactional", True)),
+            tracking=bool(data.get("tracking", False)),
+            index=data.get("index"),
+            schema=data.get("schema"),
+            relations=tuple(data.get("relations") or ()),
+        )
+
+
+@dataclass(frozen=True)
+class Script:
+    """A forward or rollback script: where it came from and its statements."""
+
+    path: str
+    statements: tuple[Statement, ...]
+
+    @property
+    def transactional(self) -> bool:
+        return all(s.transactional for s in self.statements)
+
+    def executable_sql(self) -> str:
+        """The script as one text without transaction control, e.g. for the stored rollback copy."""
+        return "".join(s.sql.rstrip() + ";\n" for s in self.statements)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "statements": [s.to_dict() for s in self.statements]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Script:
+        return cls(path=data["path"], statements=tuple(Statement.from_dict(s) for s in data["statements"]))
+
+
+@dataclass(frozen=True)
+class Migration:
+    """A numbered migration: version (the file name stem), forward SQL, rollback SQL, checksum."""
+
+    version: str
+    path: str
+    forward: Script
+    rollback: Script | None
+    checksum: str
+    description: str = ""
+    declared_type: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    rollback_error: str | None = None  # the rollback exists but does not parse: file, line, message
+
+    @property
+    def transactional(self) -> bool:
+        return self.forward.transactional
+
+    @property
+    def classification(self) -> str | None:
+        """SAFE or BREAKING as far as known (the declared `-- Type:` header for now)."""
+        return self.declared_type
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "path": self.path,
+            "forward": self.forward.to_dict(),
+            "rollback": self.rollback.to_dict() if self.rollback else None,
+            "checksum": self.checksum,
+            "description": self.description,
+            "declared_type": self.declared_type,
+            "headers": dict(self.headers),
+            "rollback_error": self.rollback_error,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Migration:
+        rollback = data.get("rollback")
+        return cls(
+            version=data["version"],
+            path=data["path"],
+            forward=Script.from_dict(data["forward"]),
+            rollback=Script.from_dict(rollback) if rollback else None,
+            checksum=data["checksum"],
+            description=data.get("description") or "",
+            declared_type=data.get("declared_type"),
+            headers=dict(data.get("headers") or {}),
+            rollback_error=data.get("rollback_error"),
+        )
+
+
+class MigrationError(Exception):
+    """An error about a migration, carrying the file and line it concerns."""
+
+    def __init__(self, message: str, path: str | None = None, line: int | None = None) -> None:
+        self.message = message
+        self.path = path
+        self.line = line
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        where = ""
+        if self.path:
+            where = self.path + (f" line {self.line}" if self.line else "") + ": "
+        return where + self.message

@@ -1,0 +1,397 @@
+# Copyright (c) 2026, TME Portal ops team
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The tracking tables and the runner lock.
+
+* ``schema_migrations``: the guide's table (version, description, applied_at, applied_by), with
+  nullable columns added for what the engine knows: rows inserted by hand keep working.
+  It holds only migrations that are fully applied.
+* ``schema_migrations_audit``: every attempt (apply, rollback, repair; succeeded or failed).
+* ``schema_migrations_progress``: a migration that runs statements outside a transaction
+  (CREATE INDEX CONCURRENTLY, ...) while it is under way, or after it was interrupted or failed.
+* A session-level advisory lock, taken by polling on a connection of its own: one runner per
+  database at a time, and never a deadlock with CREATE INDEX CONCURRENTLY.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ansible_collections.tme.migrations.plugins.module_utils._model import TOOL_VERSION, Migration
+
+try:
+    from psycopg import sql
+except ImportError:  # pragma: no cover - the module reports the missing library
+    sql = None  # type: ignore[assignment]
+
+# The guide's columns, then ours: all nullable, so rows inserted with psql stay valid.
+GUIDE_COLUMNS = ("version", "description", "applied_at", "applied_by")
+EXTRA_COLUMNS = (
+    ("checksum", "TEXT"),
+    ("classification", "TEXT"),
+    ("execution_ms", "INTEGER"),
+    ("applied_host", "TEXT"),
+    ("rollback_sql", "TEXT"),
+    ("tool_version", "TEXT"),
+)
+
+
+@dataclass(frozen=True)
+class AppliedRow:
+    version: str
+    description: str | None
+    applied_at: str | None
+    applied_by: str | None
+    checksum: str | None = None
+    classification: str | None = None
+    execution_ms: int | None = None
+    applied_host: str | None = None
+    tool_version: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class ProgressRow:
+    version: str
+    checksum: str | None
+    action: str
+    status: str
+    statements_done: int
+    done_hash: str | None
+    started_at: str | None
+    updated_at: str | None
+    pid: int | None
+    host: str | None
+    error: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def statements_hash(sqls: list[str]) -> str:
+    digest = hashlib.sha256()
+    for text in sqls:
+        digest.update(text.encode("utf-8"))
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+class Tracking:
+    """Reads and writes the tracking tables of one database."""
+
+    def __init__(self, schema: str = "public", table: str = "schema_migrations") -> None:
+        self.schema = schema
+        self.table = table
+        self.ident = sql.Identifier(schema, table)
+        self.audit_ident = sql.Identifier(schema, table + "_audit")
+        self.progress_ident = sql.Identifier(schema, table + "_progress")
+        seed = f"tme.migrations:{schema}.{table}".encode()
+        self.lock_key = int.from_bytes(hashlib.sha256(seed).digest()[:8], "big", signed=True)
+
+    @property
+    def name(self) -> str:
+        return f"{self.schema}.{self.table}"
+
+    # -- structure ---------------------------------------------------------------------------
+    def columns(self, conn: Any, table: str | None = None) -> list[str]:
+        rows = conn.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
+            (self.schema, table or self.table),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def exists(self, conn: Any) -> bool:
+        return bool(self.columns(conn))
+
+    def ensure(self, conn: Any) -> str | None:
+        """Create the tables, or adopt an existing schema_migrations by adding columns.
+
+        Returns "created", "adopted" or None (already complete). Runs in one transaction.
+        """
+        with conn.transaction():
+            existing = self.columns(conn)
+            outcome: str | None = None
+            if not existing:
+                conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
+                conn.execute(
+                    sql.SQL(
+                        "CREATE TABLE {} ("
+                        " version VARCHAR(255) PRIMARY KEY,"
+                        " description TEXT,"
+                        " applied_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,"
+                        " applied_by VARCHAR(100) DEFAULT CURRENT_USER, {})"
+                    ).format(
+                        self.ident,
+                        sql.SQL(", ").join(
+                            sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t)) for n, t in EXTRA_COLUMNS
+                        ),
+                    )
+                )
+                outcome = "created"
+            else:
+                if "version" not in existing:
+                    raise RuntimeError(f"tracking table {self.name} exists but has no version column")
+                if not self._version_is_unique(conn):
+                    raise RuntimeError(f"tracking table {self.name}: version is neither its primary key nor unique")
+                missing = [(n, t) for n, t in EXTRA_COLUMNS if n not in existing]
+                if missing:
+                    conn.execute(
+                        sql.SQL("ALTER TABLE {} {}").format(
+                            self.ident,
+                            sql.SQL(", ").join(
+                                sql.SQL("ADD COLUMN IF NOT EXISTS {} {}").format(sql.Identifier(n), sql.SQL(t))
+                                for n, t in missing
+                            ),
+                        )
+                    )
+                    outcome = "adopted"
+            if not self.columns(conn, self.table + "_audit"):
+                conn.execute(
+                    sql.SQL(
+                        "CREATE TABLE {} ("
+                        " id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+                        " version VARCHAR(255) NOT NULL,"
+                        " action TEXT NOT NULL,"
+                        " outcome TEXT NOT NULL,"
+                        " checksum TEXT,"
+                        " execution_ms INTEGER,"
+                        " error TEXT,"
+                        " happened_at TIMESTAMPTZ NOT NULL DEFAULT now(),"
+                        " actor TEXT NOT NULL DEFAULT CURRENT_USER,"
+                        " host TEXT,"
+                        " tool_version TEXT)"
+                    ).format(self.audit_ident)
+                )
+                outcome = outcome or "adopted"
+            if not self.columns(conn, self.table + "_progress"):
+                conn.execute(
+                    sql.SQL(
+                        "CREATE TABLE {} ("
+                        " version VARCHAR(255) PRIMARY KEY,"
+                        " checksum TEXT,"
+                        " action TEXT NOT NULL,"
+                        " status TEXT NOT NULL,"
+                        " statements_done INTEGER NOT NULL DEFAULT 0,"
+                        " done_hash TEXT,"
+                        " started_at TIMESTAMPTZ NOT NULL DEFAULT now(),"
+                        " updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),"
+                        " pid INTEGER,"
+                        " host TEXT,"
+                        " error TEXT)"
+                    ).format(self.progress_ident)
+                )
+                outcome = outcome or "adopted"
+        return outcome
+
+    def _version_is_unique(self, conn: Any) -> bool:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_index i"
+            " JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)"
+            " WHERE i.indrelid = %s::regclass AND i.indisunique AND i.indnatts = 1 AND a.attname = 'version'",
+            (self.ident.as_string(conn),),
+        ).fetchone()
+        return bool(row and row[0])
+
+    # -- reading -----------------------------------------------------------------------------
+    def applied(self, conn: Any) -> dict[str, AppliedRow]:
+        """Every row of schema_migrations, legacy ones included, by version."""
+        existing = self.columns(conn)
+        if not existing:
+            return {}
+        wanted = [c for c in GUIDE_COLUMNS + tuple(n for n, _ in EXTRA_COLUMNS if n != "rollback_sql")]
+        present = [c for c in wanted if c in existing]
+        rows = conn.execute(
+            sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(sql.Identifier(c) for c in present), self.ident)
+        ).fetchall()
+        result: dict[str, AppliedRow] = {}
+        for row in rows:
+            values = dict(zip(present, row))
+            result[str(values["version"])] = AppliedRow(
+                version=str(values["version"]),
+                description=_text(values.get("description")),
+                applied_at=_text(values.get("applied_at")),
+                applied_by=_text(values.get("applied_by")),
+                checksum=_text(values.get("checksum")),
+                classification=_text(values.get("classification")),
+                execution_ms=values.get("execution_ms"),
+                applied_host=_text(values.get("applied_host")),
+                tool_version=_text(values.get("tool_version")),
+            )
+        return result
+
+    def progress(self, conn: Any) -> dict[str, ProgressRow]:
+        if not self.columns(conn, self.table + "_progress"):
+            return {}
+        rows = conn.execute(
+            sql.SQL(
+                "SELECT version, checksum, action, status, statements_done, done_hash, started_at,"
+                " updated_at, pid, host, error FROM {}"
+            ).format(self.progress_ident)
+        ).fetchall()
+        return {
+            r[0]: ProgressRow(r[0], r[1], r[2], r[3], r[4], r[5], _text(r[6]), _text(r[7]), r[8], r[9], r[10])
+            for r in rows
+        }
+
+    def stored_rollback(self, conn: Any, version: str) -> str | None:
+        if "rollback_sql" not in self.columns(conn):
+            return None
+        row = conn.execute(
+            sql.SQL("SELECT rollback_sql FROM {} WHERE version = %s").format(self.ident), (version,)
+        ).fetchone()
+        return row[0] if row else None
+
+    # -- writing -----------------------------------------------------------------------------
+    def record_applied(
+        self, conn: Any, migration: Migration, execution_ms: int, host: str, rollback_sql: str | None
+    ) -> None:
+        """The tracking row and its audit row, in one statement of the migration's transaction.
+
+        The file's own ``INSERT ... ON CONFLICT DO NOTHING`` may have run already: its row is
+        completed, its description kept.
+        """
+        conn.execute(
+            sql.SQL(
+                "WITH audit AS (INSERT INTO {audit} (version, action, outcome, checksum, execution_ms, host,"
+                " tool_version) VALUES (%(version)s, 'apply', 'succeeded', %(checksum)s, %(ms)s, %(host)s,"
+                " %(tool)s))"
+                " INSERT INTO {table} AS t (version, description, checksum, classification, execution_ms,"
+                " applied_host, rollback_sql, tool_version)"
+                " VALUES (%(version)s, %(description)s, %(checksum)s, %(class)s, %(ms)s, %(host)s,"
+                " %(rollback)s, %(tool)s)"
+                " ON CONFLICT (version) DO UPDATE SET description = COALESCE(t.description, EXCLUDED.description),"
+                " checksum = EXCLUDED.checksum, classification = EXCLUDED.classification,"
+                " execution_ms = EXCLUDED.execution_ms, applied_host = EXCLUDED.applied_host,"
+                " rollback_sql = EXCLUDED.rollback_sql, tool_version = EXCLUDED.tool_version"
+            ).format(audit=self.audit_ident, table=self.ident),
+            {
+                "version": migration.version,
+                "checksum": migration.checksum,
+                "ms": execution_ms,
+                "host": host,
+                "tool": TOOL_VERSION,
+                "description": migration.description,
+                "class": migration.classification,
+                "rollback": rollback_sql,
+            },
+        )
+
+    def record_rolled_back(self, conn: Any, version: str, checksum: str | None, ms: int, host: str) -> None:
+        conn.execute(
+            sql.SQL(
+                "WITH audit AS (INSERT INTO {audit} (version, action, outcome, checksum, execution_ms, host,"
+                " tool_version) VALUES (%(version)s, 'rollback', 'succeeded', %(checksum)s, %(ms)s, %(host)s,"
+                " %(tool)s)) DELETE FROM {table} WHERE version = %(version)s"
+            ).format(audit=self.audit_ident, table=self.ident),
+            {"version": version, "checksum": checksum, "ms": ms, "host": host, "tool": TOOL_VERSION},
+        )
+
+    def audit(
+        self,
+        conn: Any,
+        version: str,
+        action: str,
+        outcome: str,
+        checksum: str | None,
+        host: str,
+        error: str | None = None,
+        execution_ms: int | None = None,
+    ) -> None:
+        """An audit row on its own (autocommit connection): outside any failed transaction."""
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO {} (version, action, outcome, checksum, execution_ms, error, host, tool_version)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+            ).format(self.audit_ident),
+            (version, action, outcome, checksum, execution_ms, error, host, TOOL_VERSION),
+        )
+
+    def start_progress(self, conn: Any, migration: Migration, action: str, pid: int, host: str) -> None:
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO {} (version, checksum, action, status, statements_done, done_hash, pid, host)"
+                " VALUES (%s, %s, %s, 'running', 0, %s, %s, %s)"
+                " ON CONFLICT (version) DO UPDATE SET status = 'running', pid = EXCLUDED.pid,"
+                " host = EXCLUDED.host, checksum = EXCLUDED.checksum, updated_at = now(), error = NULL"
+            ).format(self.progress_ident),
+            (migration.version, migration.checksum, action, statements_hash([]), pid, host),
+        )
+
+    def advance_progress(self, conn: Any, version: str, done: int, done_hash: str) -> None:
+        conn.execute(
+            sql.SQL("UPDATE {} SET statements_done = %s, done_hash = %s, updated_at = now() WHERE version = %s").format(
+                self.progress_ident
+            ),
+            (done, done_hash, version),
+        )
+
+    def fail_progress(self, conn: Any, version: str, error: str) -> None:
+        conn.execute(
+            sql.SQL("UPDATE {} SET status = 'failed', error = %s, updated_at = now() WHERE version = %s").format(
+                self.progress_ident
+            ),
+            (error, version),
+        )
+
+    def finish_progress(self, conn: Any, version: str) -> None:
+        conn.execute(sql.SQL("DELETE FROM {} WHERE version = %s").format(self.progress_ident), (version,))
+
+
+class RunnerLock:
+    """One runner per database: a session-level advisory lock on a connection of its own.
+
+    It is taken by polling pg_try_advisory_lock, never by waiting inside a statement, so a waiting
+    runner holds no snapshot that a CREATE INDEX CONCURRENTLY of the running one would wait for.
+    """
+
+    def __init__(self, conn: Any, key: int) -> None:
+        self.conn = conn
+        self.key = key
+        self.held = False
+
+    def acquire(self, timeout: float, poll: float = 0.1) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            row = self.conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()
+            if row and row[0]:
+                self.held = True
+                return
+            if time.monotonic() >= deadline:
+                raise TimeoutError(
+                    f"another migration runner holds this database's lock after waiting {timeout:g}s: "
+                    + self.describe_holder()
+                )
+            time.sleep(poll)
+
+    def describe_holder(self) -> str:
+        row = self.conn.execute(
+            "SELECT a.pid, a.application_name, a.usename, a.client_addr, a.backend_start, a.state"
+            " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+            " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+            " AND l.classid::bigint = %s AND l.objid::bigint = %s",
+            ((self.key >> 32) & 0xFFFFFFFF, self.key & 0xFFFFFFFF),
+        ).fetchone()
+        if not row:
+            return "the holder has gone meanwhile; run again"
+        pid, app, user, addr, since, state = row
+        return (
+            f"pid {pid}, application_name {app!r}, user {user}, client {addr or 'local socket'}, "
+            f"connected since {since}, state {state}"
+        )
+
+    def release(self) -> None:
+        if self.held:
+            try:
+                self.conn.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
+            finally:
+                self.held = False
