@@ -41,7 +41,7 @@ except ImportError:  # pragma: no cover - reported by the caller
     HAS_PGLAST = False
 
 _HEADER_RE = re.compile(r"^--\s*(?P<key>[A-Za-z][A-Za-z ]*?)\s*:\s*(?P<value>.*?)\s*$")
-_BANNER_RE = re.compile(r"^\s*--\s*ROLLBACK\b", re.IGNORECASE)
+_BANNER_RE = re.compile(r"^\s*--\s*ROLLBACK\b")  # the guide writes it upper-case
 _DECORATION_RE = re.compile(r"^\s*--\s*[=\-#*]{3,}\s*$")
 
 _KEEP_TXN = {"TRANS_STMT_SAVEPOINT", "TRANS_STMT_RELEASE", "TRANS_STMT_ROLLBACK_TO"}

@@ -1,0 +1,77 @@
+# Copyright (c) 2026, TME Portal ops team
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    # Connection options: community.postgresql's names. Unset options fall back to libpq's
+    # environment variables (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGPASSFILE, PGDATABASE, ...).
+    DOCUMENTATION = r"""
+options:
+  login_host:
+    description:
+      - Host running the database. Unset, libpq's E(PGHOST) or its default (the local socket) applies.
+    type: str
+    aliases: [host]
+  login_port:
+    description:
+      - Database port. Unset, E(PGPORT) or 5432 applies.
+    type: int
+    aliases: [port]
+  login_user:
+    description:
+      - The role to connect as. Unset, E(PGUSER) or the operating system user applies.
+    type: str
+    aliases: [login]
+  login_password:
+    description:
+      - The role's password. Never logged or returned. Unset, E(PGPASSWORD) or the C(~/.pgpass) file applies.
+    type: str
+  login_db:
+    description:
+      - The database to migrate, for example C(tme_portal_test) (staging) or C(tme_portal) (production).
+    type: str
+    aliases: [db, database]
+  login_unix_socket:
+    description:
+      - Directory of a Unix domain socket for local connections; it takes the place of O(login_host).
+    type: str
+    aliases: [unix_socket]
+  ssl_mode:
+    description:
+      - Whether or with what priority a TLS connection is negotiated, as libpq's C(sslmode).
+    type: str
+    choices: [allow, disable, prefer, require, verify-ca, verify-full]
+  ca_cert:
+    description:
+      - File of certificate authority certificates that the server's certificate must be signed by.
+    type: str
+    aliases: [ssl_rootcert]
+  connect_params:
+    description:
+      - Further libpq connection parameters, for example C(sslcert) or C(options). They take precedence.
+    type: dict
+    default: {}
+requirements:
+  - psycopg >= 3.1 on the host that runs the module
+notes:
+  - Migration files are read and parsed where the playbook runs (the controller), which needs the
+    Python library C(pglast); the host that runs the module needs only Python and C(psycopg).
+"""
+
+    TRACKING = r"""
+options:
+  tracking_schema:
+    description:
+      - Schema of the tracking tables.
+    type: str
+    default: public
+  tracking_table:
+    description:
+      - The tracking table, compatible with the guide's C(schema_migrations) (version, description,
+        applied_at, applied_by). Its companions are named after it with C(_audit) and C(_progress).
+    type: str
+    default: schema_migrations
+"""

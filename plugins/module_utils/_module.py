@@ -1,0 +1,139 @@
+# Copyright (c) 2026, TME Portal ops team
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""What the modules share: argument specs, AnsibleModule -> engine, results and diffs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.tme.migrations.plugins.module_utils import _connection
+from ansible_collections.tme.migrations.plugins.module_utils._engine import Engine, EngineError, Options
+from ansible_collections.tme.migrations.plugins.module_utils._model import Migration
+from ansible_collections.tme.migrations.plugins.module_utils._status import (
+    compare,
+    migration_status,
+    runner_active,
+    summarize,
+)
+from ansible_collections.tme.migrations.plugins.module_utils._tracking import Tracking
+
+
+def common_argument_spec() -> dict[str, Any]:
+    spec = _connection.connection_argument_spec()
+    spec.update(
+        path=dict(type="path"),
+        tracking_schema=dict(type="str", default="public"),
+        tracking_table=dict(type="str", default="schema_migrations"),
+        reference=dict(type="dict", options=_connection.reference_argument_spec()),
+        require_rollback=dict(type="bool", default=True),
+        # Set by the action plugin: the files of `path`, read and parsed on the controller.
+        _migrations=dict(type="list", elements="dict"),
+    )
+    return spec
+
+
+def require_psycopg(module: AnsibleModule) -> None:
+    if not _connection.HAS_PSYCOPG:
+        module.fail_json(msg=missing_required_lib("psycopg"), exception=str(_connection.PSYCOPG_IMPORT_ERROR))
+
+
+def migrations_of(module: AnsibleModule) -> list[Migration] | None:
+    if module.params.get("path") and module.params.get("_migrations") is None:
+        module.fail_json(msg="the migration files were not read: call this module by its action, not directly")
+    data = module.params.get("_migrations")
+    return None if data is None else [Migration.from_dict(d) for d in data]
+
+
+def reference_kwargs(module: AnsibleModule) -> dict[str, Any] | None:
+    reference = module.params.get("reference")
+    return _connection.connect_kwargs(reference) if reference else None
+
+
+def _diff(before: list[str], after: list[str], name: str) -> dict[str, str]:
+    return {
+        "before_header": f"{name} (applied versions)",
+        "after_header": f"{name} (applied versions)",
+        "before": "".join(v + "\n" for v in before),
+        "after": "".join(v + "\n" for v in after),
+    }
+
+
+def run_migration(module: AnsibleModule) -> None:
+    require_psycopg(module)
+    p = module.params
+    migrations = migrations_of(module)
+    if migrations is None:
+        if p["state"] == "applied":
+            module.fail_json(msg="state=applied needs path: a migration file or a directory of them")
+        migrations = []
+    options = Options(
+        lock_timeout_ms=p["lock_timeout"],
+        statement_timeout_ms=p["statement_timeout"],
+        lock_retries=p["lock_retries"],
+        retry_delay=p["lock_retry_delay"],
+        runner_lock_timeout=p["runner_lock_timeout"],
+        allow_drift=p["allow_drift"],
+        only_safe=p["only_safe"],
+        tracking_schema=p["tracking_schema"],
+        tracking_table=p["tracking_table"],
+    )
+    kwargs = _connection.connect_kwargs(p)
+    target = _connection.describe(kwargs)
+    try:
+        with Engine(kwargs, options, check_mode=module.check_mode) as engine:
+            if p["state"] == "applied":
+                report = engine.apply(migrations, p["version"], reference_kwargs(module))
+            else:
+                report = engine.rollback(migrations, p["version"], p["steps"])
+    except EngineError as exc:
+        details = exc.report.as_dict() if exc.report else {}
+        details["changed"] = bool(exc.report and (exc.report.applied or exc.report.rolled_back or exc.report.tracking))
+        if exc.report and exc.report.warnings:
+            details["warnings"] = exc.report.warnings
+        module.fail_json(msg=f"{target}: {exc.message}", **details)
+    except (ConnectionError, TimeoutError, RuntimeError) as exc:
+        module.fail_json(msg=f"{target}: {exc}", changed=False)
+    for warning in report.warnings:
+        module.warn(warning)
+    result = report.as_dict()
+    result["database"] = target
+    if module._diff:
+        result["diff"] = _diff(report.before, report.after, target)
+    module.exit_json(**result)
+
+
+def run_info(module: AnsibleModule) -> None:
+    require_psycopg(module)
+    p = module.params
+    migrations = migrations_of(module)
+    tracking = Tracking(p["tracking_schema"], p["tracking_table"])
+    kwargs = _connection.connect_kwargs(p)
+    target = _connection.describe(kwargs)
+    try:
+        with _connection.connect(kwargs) as conn:
+            exists = tracking.exists(conn)
+            applied = tracking.applied(conn)
+            progress = tracking.progress(conn)
+            active = runner_active(conn, tracking)
+        ref = reference_kwargs(module)
+        reference_rows = None
+        if ref:
+            with _connection.connect(ref) as conn:
+                reference_rows = tracking.applied(conn)
+    except ConnectionError as exc:
+        module.fail_json(msg=str(exc))
+    entries = migration_status(migrations, applied, progress, active)
+    result: dict[str, Any] = {
+        "changed": False,
+        "database": target,
+        "tracking_table_exists": exists,
+        "runner_active": active,
+        "migrations": entries,
+    }
+    result.update(summarize(entries))
+    if reference_rows is not None and ref is not None:
+        result["reference"] = dict(database=_connection.describe(ref), **compare(migrations, applied, reference_rows))
+    module.exit_json(**result)

@@ -1,0 +1,271 @@
+#!/usr/bin/python
+# Copyright (c) 2026, TME Portal ops team
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: migration
+short_description: Apply or roll back numbered SQL migrations on a PostgreSQL database
+version_added: 0.1.0
+description:
+  - Applies pending migrations of a directory (or one migration) in version order, each in its own
+    transaction together with its row in the tracking table, over one connection; or rolls back one
+    version or the last N, newest first.
+  - Migration files are the team guide's template (header comments, C(BEGIN)/C(COMMIT), the file's own
+    C(INSERT INTO schema_migrations), a commented C(-- ROLLBACK) block), optionally with the rollback in
+    C(NNN_name.rollback.sql) beside it; golang-migrate (C(.up.sql)/C(.down.sql)) and Diesel
+    (C(NNN_name/up.sql), C(down.sql)) layouts are read too. The files are read on the controller.
+  - The tracking table is created when missing; an existing one (created by hand as the guide shows) is
+    adopted by adding nullable columns, its rows kept.
+  - Statements that cannot run in a transaction (C(CREATE INDEX CONCURRENTLY), C(VACUUM), ...) run outside
+    one; the migration's progress is recorded so an interruption is visible (M(tme.migrations.migration_info))
+    and the next run resumes, dropping and rebuilding an invalid index left by an interrupted build.
+  - One runner per database at a time (an advisory lock). Each migration runs under O(lock_timeout) and
+    is retried on lock conflicts; when it gives up, the error names the blocking session.
+  - A migration whose applied checksum differs from its file (drift) is refused unless O(allow_drift=true).
+  - With O(reference), the promotion gate refuses any migration the reference database (staging) has not
+    applied with the same checksum, and applies nothing.
+author:
+  - TME Portal ops team
+extends_documentation_fragment:
+  - tme.migrations.connection
+  - tme.migrations.connection.tracking
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+attributes:
+  check_mode:
+    support: full
+    details: Lists what would be applied or rolled back; nothing is written, not even the tracking table.
+  diff_mode:
+    support: full
+    details: The applied versions before and after.
+  platform:
+    platforms: posix
+  action:
+    support: full
+    details: The migration files are read and parsed on the controller.
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
+options:
+  path:
+    description:
+      - A directory of migration files, or one migration file, on the controller. Relative paths are
+        looked up like other files (the role's C(files/), then the playbook's directory).
+      - Required with O(state=applied). With O(state=rolled_back), the files provide the rollback SQL;
+        without them the copy stored at apply time is used.
+    type: path
+  state:
+    description:
+      - V(applied) applies pending migrations (all, or only O(version)).
+      - V(rolled_back) rolls back O(version), or the last O(steps) applied migrations, newest first.
+    type: str
+    choices: [applied, rolled_back]
+    default: applied
+  version:
+    description:
+      - One migration, by version (the file name stem, for example C(016_add_feature_x)).
+      - With O(state=applied), it is refused while earlier migrations are pending.
+      - With O(state=rolled_back), nothing happens when it is not applied.
+    type: str
+  steps:
+    description:
+      - With O(state=rolled_back) and no O(version), how many of the newest applied migrations to roll back.
+    type: int
+    default: 1
+  only_safe:
+    description:
+      - Apply pending migrations only up to the first one that is not SAFE (its declared C(-- Type:)), and
+        report that one and every later one in RV(waiting). Order is never skipped.
+    type: bool
+    default: false
+  allow_drift:
+    description:
+      - Proceed although applied migration files were edited since (their checksum differs); each drifted
+        file is still reported in RV(drifted) and as a warning.
+    type: bool
+    default: false
+  require_rollback:
+    description:
+      - Refuse migrations without rollback SQL (no C(-- ROLLBACK) block and no rollback file). An empty
+        rollback file counts as a deliberate no-op rollback.
+    type: bool
+    default: true
+  reference:
+    description:
+      - The reference database of the promotion gate, normally staging (C(tme_portal_test)). Every migration
+        to apply must be recorded there with the same checksum; otherwise nothing is applied.
+    type: dict
+    suboptions:
+      login_host:
+        description: Host of the reference database.
+        type: str
+      login_port:
+        description: Port of the reference database.
+        type: int
+      login_user:
+        description: Role to connect to the reference as.
+        type: str
+      login_password:
+        description: Password of that role. Never logged or returned.
+        type: str
+      login_db:
+        description: The reference database, for example C(tme_portal_test).
+        type: str
+      login_unix_socket:
+        description: Unix socket directory of the reference server.
+        type: str
+      ssl_mode:
+        description: TLS mode, as libpq's C(sslmode).
+        type: str
+        choices: [allow, disable, prefer, require, verify-ca, verify-full]
+      ca_cert:
+        description: Certificate authority file for the reference server.
+        type: str
+      connect_params:
+        description: Further libpq parameters.
+        type: dict
+        default: {}
+  lock_timeout:
+    description:
+      - PostgreSQL C(lock_timeout) of each migration, in milliseconds. A migration that waits longer for a
+        lock is rolled back and retried, so that other sessions queued behind it are never stalled longer.
+    type: int
+    default: 5000
+  lock_retries:
+    description:
+      - How many times a migration is retried after reaching O(lock_timeout).
+    type: int
+    default: 3
+  lock_retry_delay:
+    description:
+      - Seconds before the first retry; the delay doubles on each retry (at most 60 seconds).
+    type: float
+    default: 1.0
+  statement_timeout:
+    description:
+      - PostgreSQL C(statement_timeout) of each statement, in milliseconds; V(0) means none.
+    type: int
+    default: 0
+  runner_lock_timeout:
+    description:
+      - Seconds to wait for another runner on the same database to finish before giving up; the error
+        names the other runner's session.
+    type: float
+    default: 300
+seealso:
+  - module: tme.migrations.migration_info
+  - module: community.postgresql.postgresql_script
+"""
+
+EXAMPLES = r"""
+- name: Apply pending migrations to staging
+  tme.migrations.migration:
+    path: "{{ playbook_dir }}/../database/migrations"
+    login_host: 127.0.0.1
+    login_user: tme_user
+    login_password: "{{ vault_tme_db_password }}"
+    login_db: tme_portal_test
+
+- name: Apply SAFE migrations to production, only those staging applied with the same checksum
+  tme.migrations.migration:
+    path: database/migrations
+    login_db: tme_portal
+    login_user: tme_user
+    login_password: "{{ vault_tme_db_password }}"
+    only_safe: true
+    reference:
+      login_db: tme_portal_test
+      login_user: tme_user
+      login_password: "{{ vault_tme_db_password }}"
+  register: production
+
+- name: Roll back the newest migration of staging
+  tme.migrations.migration:
+    path: database/migrations
+    state: rolled_back
+    steps: 1
+    login_db: tme_portal_test
+"""
+
+RETURN = r"""
+applied:
+  description: Migrations applied (in check mode, those that would be), in order.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - version: 016_add_feature_x
+      path: /srv/app/database/migrations/016_add_feature_x.sql
+      classification: SAFE
+      transactional: true
+      execution_ms: 12
+      statements: ["ALTER TABLE users ADD COLUMN IF NOT EXISTS feature_x BOOLEAN DEFAULT false"]
+rolled_back:
+  description: Migrations rolled back (in check mode, those that would be), newest first, with the SQL run.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - version: 016_add_feature_x
+      rollback_source: /srv/app/database/migrations/016_add_feature_x.sql (ROLLBACK block)
+      execution_ms: 4
+      statements: ["ALTER TABLE users DROP COLUMN IF EXISTS feature_x"]
+pending:
+  description: Versions that were pending when the run started.
+  returned: always
+  type: list
+  elements: str
+waiting:
+  description: With O(only_safe), the first migration that is not SAFE and every one after it.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - version: 017_rename_client_fields
+      classification: BREAKING
+      path: /srv/app/database/migrations/017_rename_client_fields.sql
+drifted:
+  description: Applied migrations whose file changed since (checksum in the database, checksum of the file).
+  returned: always
+  type: list
+  elements: dict
+tracking:
+  description: V(created) or V(adopted) when the tracking tables were created or completed, else null.
+  returned: always
+  type: str
+database:
+  description: Where the run went (database, host and port; never the password).
+  returned: success
+  type: str
+  sample: database tme_portal on 127.0.0.1:5432
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.tme.migrations.plugins.module_utils._module import common_argument_spec, run_migration
+
+
+def main() -> None:
+    argument_spec = common_argument_spec()
+    argument_spec.update(
+        state=dict(type="str", default="applied", choices=["applied", "rolled_back"]),
+        version=dict(type="str"),
+        steps=dict(type="int", default=1),
+        only_safe=dict(type="bool", default=False),
+        allow_drift=dict(type="bool", default=False),
+        lock_timeout=dict(type="int", default=5000),
+        lock_retries=dict(type="int", default=3),
+        lock_retry_delay=dict(type="float", default=1.0),
+        statement_timeout=dict(type="int", default=0),
+        runner_lock_timeout=dict(type="float", default=300),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    run_migration(module)
+
+
+if __name__ == "__main__":
+    main()

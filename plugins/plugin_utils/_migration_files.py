@@ -1,0 +1,66 @@
+# Copyright (c) 2026, TME Portal ops team
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Controller side of tme.migrations.migration and tme.migrations.migration_info.
+
+Reads and parses the migration files where the playbook runs, and hands the module, wherever it
+runs, the parsed migrations: no copy step, and the database host needs no parser.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ansible.errors import AnsibleError
+from ansible.module_utils.parsing.convert_bool import boolean
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.tme.migrations.plugins.module_utils._files import HAS_PGLAST, load_path
+from ansible_collections.tme.migrations.plugins.module_utils._model import MigrationError
+
+
+class MigrationFilesAction(ActionBase):
+    """Adds the parsed migrations of option `path` to the module's arguments as `_migrations`."""
+
+    TRANSFERS_FILES = False
+    REQUIRE_ROLLBACK = True  # the module's default for option require_rollback
+
+    def _resolve(self, path: str) -> str:
+        path = os.path.expanduser(path)
+        if os.path.isabs(path):
+            return path
+        try:
+            return str(self._find_needle("files", path))
+        except AnsibleError:
+            return os.path.join(self._loader.get_basedir(), path)
+
+    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+        result = super().run(tmp, task_vars)
+        del tmp
+        args = dict(self._task.args)
+        path = args.get("path")
+        if path:
+            if not HAS_PGLAST:
+                result.update(failed=True, msg="the Python library pglast is required where the playbook runs")
+                return result
+            full = self._resolve(str(path))
+            try:
+                migrations = load_path(
+                    full,
+                    tracking_table=str(args.get("tracking_table") or "schema_migrations"),
+                    require_rollback=boolean(args.get("require_rollback", self.REQUIRE_ROLLBACK)),
+                )
+            except MigrationError as exc:
+                result.update(failed=True, msg=str(exc))
+                return result
+            args["path"] = full
+            args["_migrations"] = [m.to_dict() for m in migrations]
+        module = self._task.resolved_action or "tme.migrations." + self._task.action.split(".")[-1]
+        module_result = self._execute_module(module_name=module, module_args=args, task_vars=task_vars)
+        # The parsed files are the module's input, not something to show back in -v output.
+        invocation = module_result.get("invocation", {}).get("module_args")
+        if isinstance(invocation, dict) and "_migrations" in invocation:
+            invocation["_migrations"] = f"({len(args['_migrations'])} migrations read from {args['path']})"
+        result.update(module_result)
+        return result
