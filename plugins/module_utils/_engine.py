@@ -20,6 +20,7 @@ from __future__ import annotations
 import socket
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable
 
 from ansible_collections.tme.migrations.plugins.module_utils import _connection
@@ -520,12 +521,13 @@ class Engine:
         ).fetchone()
         if row is None:
             return False
-        schema, valid = row
+        schema, valid = str(row[0]), bool(row[1])
+        index = str(statement.index)
         if valid:
             return resuming
         try:
             self.conn.execute(
-                sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(schema, statement.index))
+                sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(schema, index))
             )
         except psycopg.Error as exc:
             raise _StatementFailed(exc, statement) from exc
@@ -608,11 +610,12 @@ class Engine:
         done = 0
         try:
             for statement in script.statements:
+                step: list[Statement] = [statement]
                 if statement.transactional:
-                    self._with_lock_retries(lambda s=statement: self._in_tx([s]), target, "rollback")
+                    self._with_lock_retries(partial(self._in_tx, step), target, "rollback")
                 else:
                     self._set_timeouts(local=False)
-                    self._with_lock_retries(lambda s=statement: self._run([s]), target, "rollback")
+                    self._with_lock_retries(partial(self._run, step), target, "rollback")
                 done += 1
         except EngineError as exc:
             exc.message += (

@@ -214,6 +214,7 @@ def split_inline_rollback(text: str, path: str) -> _Inline:
     if not candidates:
         return _Inline(text, None, 0)
     normalized = "\n".join(lines)
+    spans: tuple[slice, ...] | list[slice]
     try:
         spans = _pg.split(normalized, with_parser=True, only_slices=True)
     except _pg.ParseError:

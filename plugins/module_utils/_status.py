@@ -86,7 +86,10 @@ def compare(
         (
             v
             for v in here
-            if v in reference and here[v].checksum and reference[v].checksum and here[v].checksum != reference[v].checksum
+            if v in reference
+            and here[v].checksum
+            and reference[v].checksum
+            and here[v].checksum != reference[v].checksum
         ),
         key=sort_key,
     )

@@ -1,0 +1,49 @@
+# tme.migrations — `make demo` and `make test` work on a fresh machine: each bootstraps .venv.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test unit lint sanity bench server stop clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=25.1"
+	$(PY) -m pip install --quiet --group dev
+	@touch $@
+
+## The main job on the embedded default: start the bundled PostgreSQL, apply the example
+## migrations to staging (tme_portal_test), then production (tme_portal), print the status.
+demo: $(STAMP) server
+	$(VENV)/bin/ansible-playbook -i inventory/local playbooks/apply-safe.yml
+
+server: $(STAMP)
+	$(PY) tools/localpg.py start
+
+stop: $(STAMP)
+	$(PY) tools/localpg.py stop
+
+## Every test: unit, integration (real PostgreSQL servers, ansible-runner), lint and sanity.
+test: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest
+	$(MAKE) lint
+
+unit: $(STAMP)
+	$(PY) -m pytest tests/unit
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	cd .collections && MYPYPATH=. ../$(VENV)/bin/mypy --config-file ../pyproject.toml --explicit-package-bases $$(find ansible_collections/tme/migrations/plugins -name "*.py")
+	$(VENV)/bin/mypy tools
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/ansible-lint --profile production
+
+sanity: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash tests/sanity.sh
+
+bench: $(STAMP) server
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/apply_1000.py
+
+clean:
+	-$(PY) tools/localpg.py stop
+	rm -rf .local tests/output
