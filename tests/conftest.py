@@ -213,7 +213,9 @@ def run_playbook(
     for event in runner.events:
         data = event.get("event_data", {})
         if event.get("event") in ("runner_on_ok", "runner_on_failed") and "res" in data:
-            results[(data.get("host"), data.get("task"))] = data["res"]
+            res = dict(data["res"])
+            res["failed"] = event["event"] == "runner_on_failed"
+            results[(data.get("host"), data.get("task"))] = res
     return PlaybookRun(
         rc=runner.rc,
         status=runner.status,

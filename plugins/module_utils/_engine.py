@@ -526,9 +526,7 @@ class Engine:
         if valid:
             return resuming
         try:
-            self.conn.execute(
-                sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(schema, index))
-            )
+            self.conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(schema, index)))
         except psycopg.Error as exc:
             raise _StatementFailed(exc, statement) from exc
         repaired.append(f"dropped invalid index {schema}.{statement.index} left by an interrupted build")
