@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright (c) 2026, TME Portal ops team
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -113,6 +112,7 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=1000)
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="tmebench-"))
+    root.chmod(0o755)  # the server may run as another system user (tools/localpg.py)
     server = LocalPostgres(root / "pg", free_port())
     figures: list[tuple[str, str]] = []
     try:

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright (c) 2026, TME Portal ops team
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -112,6 +111,12 @@ class LocalPostgres:
         self.root.chmod(0o755)
         self._own(self.data, 0o700)
         self._own(self.run, 0o700)
+        try:
+            self._initdb()
+        except subprocess.CalledProcessError as exc:
+            raise RuntimeError(f"initdb failed for {self.data}: {exc.stderr.strip()}") from None
+
+    def _initdb(self) -> None:
         self._as_owner(
             [
                 self._bin("initdb"),

@@ -188,7 +188,8 @@ def test_killed_run_during_concurrent_index_is_reported_then_repaired(
     d = tmp_path / "m"
     d.mkdir()
     (d / "001_idx.sql").write_text(
-        "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_big_v ON big (v);\n-- ROLLBACK\n-- DROP INDEX CONCURRENTLY idx_big_v;\n"
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_big_v ON big (v);\n"
+        "-- ROLLBACK\n-- DROP INDEX CONCURRENTLY idx_big_v;\n"
     )
     old = db.connect(application_name="old-snapshot")
     old.autocommit = False
