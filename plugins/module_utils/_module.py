@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -29,8 +30,9 @@ def common_argument_spec() -> dict[str, Any]:
         tracking_table=dict(type="str", default="schema_migrations"),
         reference=dict(type="dict", options=_connection.reference_argument_spec()),
         require_rollback=dict(type="bool", default=True),
-        # Set by the action plugin: the files of `path`, read and parsed on the controller.
-        _migrations=dict(type="list", elements="dict"),
+        # Set by the action plugin: the files of `path`, read and parsed on the controller, as one
+        # JSON text (AnsibleModule deep-copies parameters: a list of dicts costs more than the run).
+        _migrations=dict(type="str"),
     )
     return spec
 
@@ -44,12 +46,21 @@ def migrations_of(module: AnsibleModule) -> list[Migration] | None:
     if module.params.get("path") and module.params.get("_migrations") is None:
         module.fail_json(msg="the migration files were not read: call this module by its action, not directly")
     data = module.params.get("_migrations")
-    return None if data is None else [Migration.from_dict(d) for d in data]
+    return None if data is None else [Migration.from_dict(d) for d in json.loads(data)]
 
 
 def reference_kwargs(module: AnsibleModule) -> dict[str, Any] | None:
     reference = module.params.get("reference")
     return _connection.connect_kwargs(reference) if reference else None
+
+
+def invocation(module: AnsibleModule) -> dict[str, Any]:
+    """The module's arguments as echoed in results, without the parsed files: echoing (and scrubbing)
+    megabytes of migrations on every run would cost more than the run itself."""
+    args = {k: v for k, v in module.params.items() if k != "_migrations"}
+    if module.params.get("_migrations") is not None:
+        args["_migrations"] = "(the migrations read on the controller)"
+    return {"module_args": args}
 
 
 def _diff(before: list[str], after: list[str], name: str) -> dict[str, str]:
@@ -93,16 +104,16 @@ def run_migration(module: AnsibleModule) -> None:
         details["changed"] = bool(exc.report and (exc.report.applied or exc.report.rolled_back or exc.report.tracking))
         if exc.report and exc.report.warnings:
             details["warnings"] = exc.report.warnings
-        module.fail_json(msg=f"{target}: {exc.message}", **details)
+        module.fail_json(msg=f"{target}: {exc.message}", invocation=invocation(module), **details)
     except (ConnectionError, TimeoutError, RuntimeError) as exc:
-        module.fail_json(msg=f"{target}: {exc}", changed=False)
+        module.fail_json(msg=f"{target}: {exc}", changed=False, invocation=invocation(module))
     for warning in report.warnings:
         module.warn(warning)
     result = report.as_dict()
     result["database"] = target
     if module._diff:
         result["diff"] = _diff(report.before, report.after, target)
-    module.exit_json(**result)
+    module.exit_json(invocation=invocation(module), **result)
 
 
 def run_info(module: AnsibleModule) -> None:
@@ -124,7 +135,7 @@ def run_info(module: AnsibleModule) -> None:
             with _connection.connect(ref) as conn:
                 reference_rows = tracking.applied(conn)
     except ConnectionError as exc:
-        module.fail_json(msg=str(exc))
+        module.fail_json(msg=str(exc), invocation=invocation(module))
     entries = migration_status(migrations, applied, progress, active)
     result: dict[str, Any] = {
         "changed": False,
@@ -136,4 +147,4 @@ def run_info(module: AnsibleModule) -> None:
     result.update(summarize(entries))
     if reference_rows is not None and ref is not None:
         result["reference"] = dict(database=_connection.describe(ref), **compare(migrations, applied, reference_rows))
-    module.exit_json(**result)
+    module.exit_json(invocation=invocation(module), **result)

@@ -9,6 +9,7 @@ runs, the parsed migrations: no copy step, and the database host needs no parser
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -55,12 +56,8 @@ class MigrationFilesAction(ActionBase):
                 result.update(failed=True, msg=str(exc))
                 return result
             args["path"] = full
-            args["_migrations"] = [m.to_dict() for m in migrations]
+            args["_migrations"] = json.dumps([m.to_dict() for m in migrations], separators=(",", ":"))
         module = self._task.resolved_action or "tme.migrations." + self._task.action.split(".")[-1]
-        module_result = self._execute_module(module_name=module, module_args=args, task_vars=task_vars)
-        # The parsed files are the module's input, not something to show back in -v output.
-        invocation = module_result.get("invocation", {}).get("module_args")
-        if isinstance(invocation, dict) and "_migrations" in invocation:
-            invocation["_migrations"] = f"({len(args['_migrations'])} migrations read from {args['path']})"
-        result.update(module_result)
+        # The module echoes its arguments without the parsed files (see module_utils/_module.py).
+        result.update(self._execute_module(module_name=module, module_args=args, task_vars=task_vars))
         return result
