@@ -423,17 +423,41 @@ class Engine:
         ]
         return "blocked by " + "; ".join(blockers)
 
+    def _begin(self, durable: bool) -> Any:
+        """BEGIN and the migration's settings in one round trip."""
+        return sql.SQL(
+            "BEGIN; SET LOCAL lock_timeout = {}; SET LOCAL statement_timeout = {}; SET LOCAL synchronous_commit = {}"
+        ).format(
+            sql.Literal(ms_setting(self.options.lock_timeout_ms)),
+            sql.Literal(ms_setting(self.options.statement_timeout_ms)),
+            sql.Literal("on" if durable else "off"),
+        )
+
+    def _abort(self) -> None:
+        if not self.conn.closed and self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            try:
+                self.conn.execute("ROLLBACK")
+            except psycopg.Error:
+                pass  # the connection is gone; the server rolled back
+
     def _apply_transactional(self, m: Migration, durable: bool) -> dict[str, Any]:
-        def body() -> int:
-            self._set_timeouts(local=True, durable=durable)
-            start = time.monotonic()
-            self._run(m.forward.statements)
-            ms = _elapsed_ms(start)
-            self.tracking.record_applied(self.conn, m, ms, self.host, self._rollback_copy(m))
-            return ms
+        """The hot path: BEGIN + settings, the statements, tracking + audit + COMMIT: N + 2 round trips."""
 
         def attempt() -> int:
-            return int(self._transaction(body))
+            try:
+                self.conn.execute(self._begin(durable))
+                start = time.monotonic()
+                self._run(m.forward.statements)
+                ms = _elapsed_ms(start)
+                record = self.tracking.applied_sql(m, ms, self.host, self._rollback_copy(m))
+                self.conn.execute(sql.Composed([record, sql.SQL("; COMMIT")]))
+                return ms
+            except _StatementFailed:
+                self._abort()
+                raise
+            except psycopg.Error as exc:
+                self._abort()
+                raise _StatementFailed(exc, None) from exc
 
         ms = self._with_lock_retries(attempt, m, "apply")
         return self._entry(m, ms)

@@ -252,39 +252,50 @@ class Tracking:
         return row[0] if row else None
 
     # -- writing -----------------------------------------------------------------------------
-    def record_applied(
-        self, conn: Any, migration: Migration, execution_ms: int, host: str, rollback_sql: str | None
-    ) -> None:
-        """The tracking row and its audit row, in one statement of the migration's transaction.
+    def applied_sql(self, migration: Migration, execution_ms: int, host: str, rollback_sql: str | None) -> Any:
+        """The tracking row and its audit row as one statement, values composed as SQL literals so that it
+        can share a round trip with COMMIT (the simple query protocol takes no bound parameters).
 
         The file's own ``INSERT ... ON CONFLICT DO NOTHING`` may have run already: its row is
         completed, its description kept.
         """
-        conn.execute(
-            sql.SQL(
-                "WITH audit AS (INSERT INTO {audit} (version, action, outcome, checksum, execution_ms, host,"
-                " tool_version) VALUES (%(version)s, 'apply', 'succeeded', %(checksum)s, %(ms)s, %(host)s,"
-                " %(tool)s))"
-                " INSERT INTO {table} AS t (version, description, checksum, classification, execution_ms,"
-                " applied_host, rollback_sql, tool_version)"
-                " VALUES (%(version)s, %(description)s, %(checksum)s, %(class)s, %(ms)s, %(host)s,"
-                " %(rollback)s, %(tool)s)"
-                " ON CONFLICT (version) DO UPDATE SET description = COALESCE(t.description, EXCLUDED.description),"
-                " checksum = EXCLUDED.checksum, classification = EXCLUDED.classification,"
-                " execution_ms = EXCLUDED.execution_ms, applied_host = EXCLUDED.applied_host,"
-                " rollback_sql = EXCLUDED.rollback_sql, tool_version = EXCLUDED.tool_version"
-            ).format(audit=self.audit_ident, table=self.ident),
-            {
-                "version": migration.version,
-                "checksum": migration.checksum,
-                "ms": execution_ms,
-                "host": host,
-                "tool": TOOL_VERSION,
-                "description": migration.description,
-                "class": migration.classification,
-                "rollback": rollback_sql,
-            },
+        values = {
+            "version": migration.version,
+            "checksum": migration.checksum,
+            "ms": execution_ms,
+            "host": host,
+            "tool": TOOL_VERSION,
+            "description": migration.description,
+            "class": migration.classification,
+            "rollback": rollback_sql,
+        }
+        return sql.SQL(
+            "WITH audit AS (INSERT INTO {audit} (version, action, outcome, checksum, execution_ms, host,"
+            " tool_version) VALUES ({version}, 'apply', 'succeeded', {checksum}, {ms}, {host}, {tool}))"
+            " INSERT INTO {table} AS t (version, description, checksum, classification, execution_ms,"
+            " applied_host, rollback_sql, tool_version)"
+            " VALUES ({version}, {description}, {checksum}, {class_}, {ms}, {host}, {rollback}, {tool})"
+            " ON CONFLICT (version) DO UPDATE SET description = COALESCE(t.description, EXCLUDED.description),"
+            " checksum = EXCLUDED.checksum, classification = EXCLUDED.classification,"
+            " execution_ms = EXCLUDED.execution_ms, applied_host = EXCLUDED.applied_host,"
+            " rollback_sql = EXCLUDED.rollback_sql, tool_version = EXCLUDED.tool_version"
+        ).format(
+            audit=self.audit_ident,
+            table=self.ident,
+            version=sql.Literal(values["version"]),
+            checksum=sql.Literal(values["checksum"]),
+            ms=sql.Literal(values["ms"]),
+            host=sql.Literal(values["host"]),
+            tool=sql.Literal(values["tool"]),
+            description=sql.Literal(values["description"]),
+            class_=sql.Literal(values["class"]),
+            rollback=sql.Literal(values["rollback"]),
         )
+
+    def record_applied(
+        self, conn: Any, migration: Migration, execution_ms: int, host: str, rollback_sql: str | None
+    ) -> None:
+        conn.execute(self.applied_sql(migration, execution_ms, host, rollback_sql))
 
     def record_rolled_back(self, conn: Any, version: str, checksum: str | None, ms: int, host: str) -> None:
         conn.execute(

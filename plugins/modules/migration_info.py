@@ -21,8 +21,13 @@ extends_documentation_fragment:
   - tme.migrations.connection.tracking
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
-  - ansible.builtin.action_common_attributes.info_module
 attributes:
+  check_mode:
+    support: full
+    details: Read-only: it runs the same in check mode.
+  diff_mode:
+    support: N/A
+    details: Nothing changes, so there is nothing to show.
   platform:
     platforms: posix
   action:
