@@ -87,7 +87,7 @@ def timed(fn: Callable[[], None]) -> float:
 
 
 def run(argv: list[str], env: dict[str, str] | None = None) -> None:
-    result = subprocess.run(argv, env=env, capture_output=True, text=True)
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"{argv[0]} failed ({result.returncode}): {result.stdout[-800:]}{result.stderr[-800:]}")
 
@@ -100,6 +100,7 @@ def install_dbmate(root: Path) -> tuple[Path | None, str]:
         ["npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund", "dbmate"],
         capture_output=True,
         text=True,
+        check=False,
     )
     binary = prefix / "node_modules" / ".bin" / "dbmate"
     if result.returncode != 0 or not binary.exists():
@@ -188,7 +189,7 @@ def main() -> int:
     finally:
         server.destroy()
         shutil.rmtree(root, ignore_errors=True)
-    width = max(len(name) for name, _ in figures)
+    width = max(len(figure[0]) for figure in figures)
     print(f"Benchmark: {args.count} migrations, {server.version()}, {os.cpu_count()} cores")
     for name, value in figures:
         print(f"  {name:<{width}}  {value}")

@@ -120,7 +120,7 @@ class Database:
             self.name,
             *args,
         ]
-        return subprocess.run(argv, env=env, input=input, text=True, capture_output=True)
+        return subprocess.run(argv, env=env, input=input, text=True, capture_output=True, check=False)
 
 
 def _new_database(server: LocalPostgres) -> Database:

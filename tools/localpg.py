@@ -145,6 +145,7 @@ class LocalPostgres:
             capture_output=True,
             user=self.user.pw_uid if self.user else None,
             cwd=str(self.root),
+            check=False,
         )
         return result.returncode == 0
 
@@ -234,7 +235,7 @@ class LocalPostgres:
         deadline = time.monotonic() + timeout
         while True:
             result = subprocess.run(
-                [self._bin("pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)], capture_output=True
+                [self._bin("pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)], capture_output=True, check=False
             )
             if result.returncode == 0:
                 return

@@ -495,20 +495,8 @@ class Engine:
                 end = done + len(group)
                 new_hash = statements_hash([s.sql for s in statements[:end]])
 
-                def attempt(group: list[Statement] = group, end: int = end, new_hash: str = new_hash) -> None:
-                    if group[0].transactional:
-                        self._in_tx(group, lambda: self.tracking.advance_progress(self.conn, m.version, end, new_hash))
-                        return
-                    statement = group[0]
-                    try:
-                        self._set_timeouts(local=False)
-                        if not (statement.index and self._prepare_index(statement, resuming, repaired)):
-                            self._run(group)
-                        self.tracking.advance_progress(self.conn, m.version, end, new_hash)
-                    except psycopg.Error as exc:
-                        raise _StatementFailed(exc, statement) from exc
-
-                self._with_lock_retries(attempt, m, "apply")
+                step = partial(self._step, m, group, end, new_hash, resuming, repaired)
+                self._with_lock_retries(step, m, "apply")
                 done = end
             ms = _elapsed_ms(start)
 
@@ -526,6 +514,29 @@ class Engine:
             if not self.conn.closed:
                 self.conn.execute("RESET lock_timeout; RESET statement_timeout")
         return self._entry(m, ms, repaired)
+
+    def _step(
+        self,
+        m: Migration,
+        group: list[Statement],
+        end: int,
+        new_hash: str,
+        resuming: bool,
+        repaired: list[str],
+    ) -> None:
+        """One step of a migration run outside a transaction: a group of transactional statements in one
+        transaction, or one statement that cannot run in a transaction; then its progress."""
+        if group[0].transactional:
+            self._in_tx(group, lambda: self.tracking.advance_progress(self.conn, m.version, end, new_hash))
+            return
+        statement = group[0]
+        try:
+            self._set_timeouts(local=False)
+            if not (statement.index and self._prepare_index(statement, resuming, repaired)):
+                self._run(group)
+            self.tracking.advance_progress(self.conn, m.version, end, new_hash)
+        except psycopg.Error as exc:
+            raise _StatementFailed(exc, statement) from exc
 
     def _finish_stepwise(self, m: Migration, ms: int) -> None:
         self.tracking.record_applied(self.conn, m, ms, self.host, self._rollback_copy(m))
@@ -569,7 +580,7 @@ class Engine:
         for target in targets:
             script, source = self._rollback_script(target, by_version.get(target), applied[target])
             plan.append((target, script, source, applied[target].checksum))
-        for target, script, source, _ in plan:
+        for target, script, source, _checksum in plan:
             entry = {
                 "version": target,
                 "rollback_source": source,

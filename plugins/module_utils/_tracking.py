@@ -208,7 +208,7 @@ class Tracking:
         existing = self.columns(conn)
         if not existing:
             return {}
-        wanted = [c for c in GUIDE_COLUMNS + tuple(n for n, _ in EXTRA_COLUMNS if n != "rollback_sql")]
+        wanted = list(GUIDE_COLUMNS) + [column[0] for column in EXTRA_COLUMNS if column[0] != "rollback_sql"]
         present = [c for c in wanted if c in existing]
         rows = conn.execute(
             sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(sql.Identifier(c) for c in present), self.ident)

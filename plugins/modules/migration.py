@@ -28,7 +28,7 @@ description:
   - With O(reference), the promotion gate refuses any migration the reference database (staging) has not
     applied with the same checksum, and applies nothing.
 author:
-  - TME Portal ops team
+  - TME Portal ops team (@tme-portal)
 extends_documentation_fragment:
   - tme.migrations.connection
   - tme.migrations.connection.tracking
@@ -51,6 +51,11 @@ attributes:
   bypass_host_loop:
     support: none
 options:
+  _migrations:
+    description:
+      - Internal, set by the action plugin; do not set it. The files of O(path), read and parsed on the
+        controller, as one JSON text.
+    type: str
   path:
     description:
       - A directory of migration files, or one migration file, on the controller. Relative paths are

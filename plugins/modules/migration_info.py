@@ -15,7 +15,7 @@ description:
     O(reference) what this database lacks of the reference (staging).
   - Never writes, so it also runs in check mode; a database without tracking table reports everything pending.
 author:
-  - TME Portal ops team
+  - TME Portal ops team (@tme-portal)
 extends_documentation_fragment:
   - tme.migrations.connection
   - tme.migrations.connection.tracking
@@ -24,7 +24,7 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Read-only: it runs the same in check mode.
+    details: Read-only, so it runs the same in check mode.
   diff_mode:
     support: N/A
     details: Nothing changes, so there is nothing to show.
@@ -38,6 +38,11 @@ attributes:
   bypass_host_loop:
     support: none
 options:
+  _migrations:
+    description:
+      - Internal, set by the action plugin; do not set it. The files of O(path), read and parsed on the
+        controller, as one JSON text.
+    type: str
   path:
     description:
       - A directory of migration files, or one file, on the controller. Without it, only the tracking

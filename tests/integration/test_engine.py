@@ -116,7 +116,7 @@ def test_failure_in_a_batch_keeps_earlier_and_names_file_line_message(db: Databa
     ]
     audit = db.query("SELECT version, action, outcome FROM schema_migrations_audit ORDER BY id")
     assert audit[-1] == ("003_c", "apply", "failed")
-    assert "003_c" not in {v for v, _, o in audit if o == "succeeded"}
+    assert "003_c" not in {row[0] for row in audit if row[2] == "succeeded"}
     write(d, "003_c.sql", migration("CREATE TABLE c (id int);\n\nINSERT INTO c VALUES (1);", "DROP TABLE c;"))
     report = apply(db, d)
     assert [e["version"] for e in report.applied] == ["003_c", "004_d"]
@@ -139,7 +139,7 @@ def test_two_runners_at_once_apply_each_migration_exactly_once(db: Database, tmp
         except Exception as exc:  # collected and asserted below
             outcomes.append(exc)
 
-    threads = [threading.Thread(target=run) for _ in range(2)]
+    threads = [threading.Thread(target=run), threading.Thread(target=run)]
     for t in threads:
         t.start()
     for t in threads:

@@ -35,7 +35,7 @@ ALTER TABLE users ADD COLUMN IF NOT EXISTS feature_x BOOLEAN DEFAULT false;
 CREATE INDEX IF NOT EXISTS idx_users_feature_x ON users(feature_x);
 
 -- Migration tracking
-INSERT INTO schema_migrations (version, description) 
+INSERT INTO schema_migrations (version, description)
 VALUES ('016_add_feature_x', 'Add support for feature X')
 ON CONFLICT (version) DO NOTHING;
 
@@ -48,7 +48,7 @@ COMMIT;
 -- ALTER TABLE users DROP COLUMN IF EXISTS feature_x;
 -- DELETE FROM schema_migrations WHERE version = '016_add_feature_x';
 -- COMMIT;
-"""
+""".replace("(version, description)\nVALUES", "(version, description) \nVALUES")  # the guide's trailing blank
 
 
 def write(directory: Path, name: str, text: str) -> Path:
