@@ -24,10 +24,11 @@ server: $(STAMP)
 stop: $(STAMP)
 	$(PY) tools/localpg.py stop
 
-## Every test: unit, integration (real PostgreSQL servers, ansible-runner), lint and sanity.
+## Every test: ruff, mypy, ansible-lint, then pytest (unit; integration on real PostgreSQL servers
+## through ansible-runner). `make sanity` runs ansible-test sanity.
 test: $(STAMP)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest
 	$(MAKE) lint
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit
