@@ -75,3 +75,52 @@ options:
     type: str
     default: schema_migrations
 """
+
+    REFERENCE = r"""
+options:
+  reference:
+    description:
+      - The reference database, normally staging (C(tme_portal_test)), with the same option names as the
+        connection. M(tme.migrations.migration) applies only what the reference recorded with the same
+        checksum (the promotion gate); M(tme.migrations.migration_info) reports what this database lacks of it.
+    type: dict
+    suboptions:
+      login_host:
+        description: Host of the reference database.
+        type: str
+      login_port:
+        description: Port of the reference database.
+        type: int
+      login_user:
+        description: Role to connect to the reference as.
+        type: str
+      login_password:
+        description: Password of that role. Never logged or returned.
+        type: str
+      login_db:
+        description: The reference database, for example C(tme_portal_test).
+        type: str
+      login_unix_socket:
+        description: Unix socket directory of the reference server.
+        type: str
+      ssl_mode:
+        description: TLS mode, as libpq's C(sslmode).
+        type: str
+        choices: [allow, disable, prefer, require, verify-ca, verify-full]
+      ca_cert:
+        description: Certificate authority file for the reference server.
+        type: str
+      connect_params:
+        description: Further libpq parameters.
+        type: dict
+        default: {}
+"""
+
+    INTERNAL = r"""
+options:
+  _migrations:
+    description:
+      - Internal, set by the action plugin; do not set it. The files of O(path), read and parsed on the
+        controller, as one JSON text.
+    type: str
+"""

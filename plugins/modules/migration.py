@@ -32,6 +32,8 @@ author:
 extends_documentation_fragment:
   - tme.migrations.connection
   - tme.migrations.connection.tracking
+  - tme.migrations.connection.reference
+  - tme.migrations.connection.internal
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
 attributes:
@@ -51,11 +53,6 @@ attributes:
   bypass_host_loop:
     support: none
 options:
-  _migrations:
-    description:
-      - Internal, set by the action plugin; do not set it. The files of O(path), read and parsed on the
-        controller, as one JSON text.
-    type: str
   path:
     description:
       - A directory of migration files, or one migration file, on the controller. Relative paths are
@@ -99,41 +96,6 @@ options:
         rollback file counts as a deliberate no-op rollback.
     type: bool
     default: true
-  reference:
-    description:
-      - The reference database of the promotion gate, normally staging (C(tme_portal_test)). Every migration
-        to apply must be recorded there with the same checksum; otherwise nothing is applied.
-    type: dict
-    suboptions:
-      login_host:
-        description: Host of the reference database.
-        type: str
-      login_port:
-        description: Port of the reference database.
-        type: int
-      login_user:
-        description: Role to connect to the reference as.
-        type: str
-      login_password:
-        description: Password of that role. Never logged or returned.
-        type: str
-      login_db:
-        description: The reference database, for example C(tme_portal_test).
-        type: str
-      login_unix_socket:
-        description: Unix socket directory of the reference server.
-        type: str
-      ssl_mode:
-        description: TLS mode, as libpq's C(sslmode).
-        type: str
-        choices: [allow, disable, prefer, require, verify-ca, verify-full]
-      ca_cert:
-        description: Certificate authority file for the reference server.
-        type: str
-      connect_params:
-        description: Further libpq parameters.
-        type: dict
-        default: {}
   lock_timeout:
     description:
       - PostgreSQL C(lock_timeout) of each migration, in milliseconds. A migration that waits longer for a

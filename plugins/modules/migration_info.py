@@ -19,6 +19,8 @@ author:
 extends_documentation_fragment:
   - tme.migrations.connection
   - tme.migrations.connection.tracking
+  - tme.migrations.connection.reference
+  - tme.migrations.connection.internal
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
 attributes:
@@ -38,11 +40,6 @@ attributes:
   bypass_host_loop:
     support: none
 options:
-  _migrations:
-    description:
-      - Internal, set by the action plugin; do not set it. The files of O(path), read and parsed on the
-        controller, as one JSON text.
-    type: str
   path:
     description:
       - A directory of migration files, or one file, on the controller. Without it, only the tracking
@@ -53,40 +50,6 @@ options:
       - Refuse to read migrations without rollback SQL, as M(tme.migrations.migration) does by default.
     type: bool
     default: false
-  reference:
-    description:
-      - A database to compare with, normally staging; see RV(reference).
-    type: dict
-    suboptions:
-      login_host:
-        description: Host of the reference database.
-        type: str
-      login_port:
-        description: Port of the reference database.
-        type: int
-      login_user:
-        description: Role to connect to the reference as.
-        type: str
-      login_password:
-        description: Password of that role. Never logged or returned.
-        type: str
-      login_db:
-        description: The reference database, for example C(tme_portal_test).
-        type: str
-      login_unix_socket:
-        description: Unix socket directory of the reference server.
-        type: str
-      ssl_mode:
-        description: TLS mode, as libpq's C(sslmode).
-        type: str
-        choices: [allow, disable, prefer, require, verify-ca, verify-full]
-      ca_cert:
-        description: Certificate authority file for the reference server.
-        type: str
-      connect_params:
-        description: Further libpq parameters.
-        type: dict
-        default: {}
 seealso:
   - module: tme.migrations.migration
 """
