@@ -158,13 +158,17 @@ class Engine:
 
     # -- session -----------------------------------------------------------------------------
     def __enter__(self) -> Engine:
-        self.conn = _connection.connect(self.conn_kwargs)
-        if not self.check_mode:
-            self.lock_conn = _connection.connect(self.conn_kwargs)
-            self.lock = RunnerLock(self.lock_conn, self.tracking.lock_key)
-            self.lock.acquire(self.options.runner_lock_timeout)
-            self.report.tracking = self.tracking.ensure(self.conn)
-            self.report.changed = self.report.tracking is not None
+        try:
+            self.conn = _connection.connect(self.conn_kwargs)
+            if not self.check_mode:
+                self.lock_conn = _connection.connect(self.conn_kwargs)
+                self.lock = RunnerLock(self.lock_conn, self.tracking.lock_key)
+                self.lock.acquire(self.options.runner_lock_timeout)
+                self.report.tracking = self.tracking.ensure(self.conn)
+                self.report.changed = self.report.tracking is not None
+        except BaseException:
+            self.__exit__(None, None, None)  # __exit__ is not called when __enter__ fails
+            raise
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -16,7 +16,17 @@ from typing import Any
 
 from ..conftest import REPO, Database
 
-APPLY = """
+# The connection options of every test task, from the host's variables (see hostvars()).
+CONNECTION = """\
+        login_host: "{{ h }}"
+        login_port: "{{ p }}"
+        login_user: "{{ u }}"
+        login_password: "{{ pw }}"
+        login_db: "{{ d }}"
+"""
+
+APPLY = (
+    """
 - name: Apply
   hosts: db
   gather_facts: false
@@ -24,16 +34,16 @@ APPLY = """
     - name: Apply migrations
       tme.migrations.migration:
         path: "{{ migrations }}"
-        login_host: "{{ h }}"
-        login_port: "{{ p }}"
-        login_user: "{{ u }}"
-        login_password: "{{ pw }}"
-        login_db: "{{ d }}"
+"""
+    + CONNECTION
+    + """\
         state: "{{ state | default('applied') }}"
         steps: "{{ steps | default(1) }}"
 """
+)
 
-INFO = """
+INFO = (
+    """
 - name: Info
   hosts: db
   gather_facts: false
@@ -41,13 +51,12 @@ INFO = """
     - name: Read status
       tme.migrations.migration_info:
         path: "{{ migrations }}"
-        login_host: "{{ h }}"
-        login_port: "{{ p }}"
-        login_user: "{{ u }}"
-        login_password: "{{ pw }}"
-        login_db: "{{ d }}"
+"""
+    + CONNECTION
+    + """\
         reference: "{{ reference | default(omit) }}"
 """
+)
 
 
 def hostvars(db: Database, migrations: Path, **extra: Any) -> dict[str, dict[str, Any]]:
@@ -139,7 +148,6 @@ def test_info_reports_pending_drift_missing_and_reference(
     assert playbook(APPLY, hostvars(db2, subset)).rc == 0
     edited = migrations_dir / "002_create_clients.sql"
     edited.write_text(edited.read_text().replace("phone VARCHAR(50)", "phone VARCHAR(60)"))
-    reference = {k.replace("d", "login_db"): v for k, v in {}.items()}
     p = db.params
     reference = {k: p[k] for k in ("login_host", "login_port", "login_user", "login_password", "login_db")}
     run = playbook(INFO, hostvars(db2, migrations_dir, reference=reference), check=True)
