@@ -17,7 +17,6 @@ Statements are split by PostgreSQL's own parser (pglast), never by regular expre
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 from dataclasses import dataclass
@@ -31,14 +30,15 @@ from ansible_collections.tme.migrations.plugins.module_utils._model import (
     Script,
     Statement,
 )
+from ansible_collections.tme.migrations.plugins.module_utils._sqlparse import (
+    HAS_PGLAST,
+    Parsed,
+    parse_statements,
+)
 from ansible_collections.tme.migrations.plugins.module_utils._versions import parse_version, sort_key
 
-try:
+if HAS_PGLAST:
     import pglast.parser as _pg
-
-    HAS_PGLAST = True
-except ImportError:  # pragma: no cover - reported by the caller
-    HAS_PGLAST = False
 
 _HEADER_RE = re.compile(r"^--\s*(?P<key>[A-Za-z][A-Za-z ]*?)\s*:\s*(?P<value>.*?)\s*$")
 _BANNER_RE = re.compile(r"^\s*--\s*ROLLBACK\b")  # the guide writes it upper-case
@@ -64,10 +64,6 @@ def normalize(text: str) -> str:
 def checksum(text: str) -> str:
     """sha256 of the normalized forward SQL: CRLF and LF, trailing blanks do not count."""
     return hashlib.sha256(normalize(text).encode("utf-8")).hexdigest()
-
-
-def _line_of(text: str, offset: int) -> int:
-    return text.count("\n", 0, max(offset, 0)) + 1
 
 
 def _walk(node: Any) -> Iterator[dict[str, Any]]:
@@ -119,34 +115,17 @@ def _is_tracking(kind: str, body: dict[str, Any], tracking_table: str) -> bool:
     return bool(body.get("relation", {}).get("relname") == tracking_table)
 
 
-def parse_script(text: str, path: str, tracking_table: str = "schema_migrations") -> Script:
-    """Split a script into statements with PostgreSQL's parser.
-
-    The file's BEGIN/START TRANSACTION/COMMIT are dropped: the engine owns the transaction. A
-    ROLLBACK or a prepared transaction is refused, since the engine could not honour it.
-    """
-    if not HAS_PGLAST:  # pragma: no cover
-        raise MigrationError("the Python library pglast is required on the controller", path)
-    try:
-        slices = _pg.split(text, with_parser=True, only_slices=True)
-        nodes = json.loads(_pg.parse_sql_json(text))["stmts"]
-    except _pg.ParseError as exc:
-        message, location = exc.args[0], exc.args[1] if len(exc.args) > 1 else 0
-        raise MigrationError(f"syntax error: {message}", path, _line_of(text, location)) from None
-    if len(slices) != len(nodes):  # pragma: no cover - both come from the same parser
-        raise MigrationError("the parser split the file inconsistently", path)
+def script_from(parsed: list[Parsed], path: str, tracking_table: str = "schema_migrations") -> Script:
+    """The statements the engine runs: the file's BEGIN/COMMIT dropped, ROLLBACK refused."""
     statements: list[Statement] = []
-    for piece, node in zip(slices, nodes):
-        ((kind, body),) = node["stmt"].items()
-        line = _line_of(text, piece.start)
+    for kind, body, line, sql, _start, _stop in parsed:
         if kind == "TransactionStmt":
             txn = body.get("kind")
             if txn in _DROP_TXN:
                 continue
             if txn not in _KEEP_TXN:
                 raise MigrationError(
-                    f"{text[piece].strip()!s} is not allowed in a migration: the engine runs each "
-                    "migration in its own transaction",
+                    f"{sql} is not allowed in a migration: the engine runs each migration in its own transaction",
                     path,
                     line,
                 )
@@ -156,7 +135,7 @@ def parse_script(text: str, path: str, tracking_table: str = "schema_migrations"
             schema = body.get("relation", {}).get("schemaname")
         statements.append(
             Statement(
-                sql=text[piece],
+                sql=sql,
                 line=line,
                 transactional=_transactional(kind, body),
                 tracking=_is_tracking(kind, body, tracking_table),
@@ -166,6 +145,15 @@ def parse_script(text: str, path: str, tracking_table: str = "schema_migrations"
             )
         )
     return Script(path=path, statements=tuple(statements))
+
+
+def parse_script(text: str, path: str, tracking_table: str = "schema_migrations") -> Script:
+    """Split a script into statements with PostgreSQL's parser.
+
+    The file's BEGIN/START TRANSACTION/COMMIT are dropped: the engine owns the transaction. A
+    ROLLBACK or a prepared transaction is refused, since the engine could not honour it.
+    """
+    return script_from(parse_statements(text, path), path, tracking_table)
 
 
 def read_headers(text: str) -> dict[str, str]:
@@ -197,13 +185,15 @@ class _Inline:
     forward: str
     rollback: str | None
     rollback_line: int
+    cut: int  # offset of the banner in the text: statements before it are the forward part
 
 
-def split_inline_rollback(text: str, path: str) -> _Inline:
+def split_inline_rollback(text: str, path: str, spans: list[tuple[int, int]] | None = None) -> _Inline:
     """Cut the template at its ``-- ROLLBACK`` banner and uncomment the block after it.
 
     The banner counts only outside every statement (never inside a string or dollar quote), and
-    SQL after it must be commented out: plain ``psql < file`` would run it otherwise.
+    SQL after it must be commented out: plain ``psql < file`` would run it otherwise. ``spans``
+    are the statements' character offsets in ``text`` when the caller has parsed it already.
     """
     lines = text.replace("\r\n", "\n").split("\n")
     offsets, pos = [], 0
@@ -212,16 +202,15 @@ def split_inline_rollback(text: str, path: str) -> _Inline:
         pos += len(line) + 1
     candidates = [i for i, line in enumerate(lines) if _BANNER_RE.match(line)]
     if not candidates:
-        return _Inline(text, None, 0)
-    normalized = "\n".join(lines)
-    spans: tuple[slice, ...] | list[slice]
-    try:
-        spans = _pg.split(normalized, with_parser=True, only_slices=True)
-    except _pg.ParseError:
-        spans = []  # the forward part's own parse reports the error with its line
+        return _Inline(text, None, 0, len(text))
+    if spans is None:
+        try:
+            spans = [(s.start, s.stop) for s in _pg.split("\n".join(lines), with_parser=True, only_slices=True)]
+        except _pg.ParseError:
+            spans = []  # the forward part's own parse reports the error with its line
     for index in candidates:
         start = offsets[index]
-        if any(s.start <= start < s.stop for s in spans):
+        if any(first <= start < last for first, last in spans):
             continue
         body: list[str] = []
         for number, line in enumerate(lines[index + 1 :], start=index + 2):
@@ -238,8 +227,8 @@ def split_inline_rollback(text: str, path: str) -> _Inline:
                     number,
                 )
         rollback = "\n".join(body)
-        return _Inline("\n".join(lines[:index]) + "\n", rollback, index + 1)
-    return _Inline(text, None, 0)
+        return _Inline("\n".join(lines[:index]) + "\n", rollback, index + 1, start)
+    return _Inline(text, None, 0, len(text))
 
 
 def _read(path: str) -> str:
@@ -274,9 +263,19 @@ def load_migration(
     in_transaction: bool = True,
 ) -> Migration:
     """Read one migration: forward SQL, rollback (separate file or the inline block), checksum."""
-    text = _read(forward_path)
-    inline = split_inline_rollback(text, forward_path)
-    forward = parse_script(inline.forward, forward_path, tracking_table)
+    text = _read(forward_path).replace("\r\n", "\n")
+    try:
+        # One parse serves both: the rollback block after the banner is all comments.
+        everything: list[Parsed] | None = parse_statements(text, forward_path)
+    except MigrationError:
+        everything = None  # e.g. uncommented SQL after the banner: reported with its own message below
+    spans = [(p.start, p.stop) for p in everything] if everything is not None else None
+    inline = split_inline_rollback(text, forward_path, spans)
+    if everything is not None:
+        parsed = [p for p in everything if p.start < inline.cut]
+    else:
+        parsed = parse_statements(inline.forward, forward_path)
+    forward = script_from(parsed, forward_path, tracking_table)
     if not forward.statements:
         raise MigrationError("no SQL statement in the migration", forward_path)
     if not in_transaction:

@@ -1,0 +1,88 @@
+# Copyright (c) 2026, TME Portal ops team
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""SQL text -> statements with their parse trees, from one pglast parse. Controller only."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, NamedTuple
+
+from ansible_collections.tme.migrations.plugins.module_utils._model import MigrationError
+
+try:
+    import pglast.parser as _pg
+
+    HAS_PGLAST = True
+except ImportError:  # pragma: no cover - reported by the caller
+    HAS_PGLAST = False
+
+
+def line_of(text: str, offset: int) -> int:
+    return text.count("\n", 0, max(offset, 0)) + 1
+
+
+class Parsed(NamedTuple):
+    """One statement as the parser saw it: node type, node, first line, and its text."""
+
+    kind: str
+    body: dict[str, Any]
+    line: int
+    sql: str
+    start: int  # character offsets of the statement in its text, first token to end
+    stop: int
+
+
+def _skip_blank(text: str, pos: int, end: int) -> int:
+    """Move past whitespace and comments (``--`` and nested ``/* */``) to the statement's first token."""
+    while pos < end:
+        char = text[pos]
+        if char.isspace():
+            pos += 1
+        elif text.startswith("--", pos):
+            newline = text.find("\n", pos)
+            pos = end if newline < 0 else newline + 1
+        elif text.startswith("/*", pos):
+            depth, pos = 1, pos + 2
+            while pos < end and depth:
+                if text.startswith("/*", pos):
+                    depth, pos = depth + 1, pos + 2
+                elif text.startswith("*/", pos):
+                    depth, pos = depth - 1, pos + 2
+                else:
+                    pos += 1
+        else:
+            break
+    return pos
+
+
+def parse_statements(text: str, path: str) -> list[Parsed]:
+    """Every statement of a script, transaction control included, from one parse.
+
+    The parser reports byte offsets; they are mapped back to characters for non-ASCII text.
+    """
+    if not HAS_PGLAST:  # pragma: no cover
+        raise MigrationError("the Python library pglast is required on the controller", path)
+    try:
+        nodes = json.loads(_pg.parse_sql_json(text))["stmts"]
+    except _pg.ParseError as exc:
+        message, location = exc.args[0], exc.args[1] if len(exc.args) > 1 else 0
+        raise MigrationError(f"syntax error: {message}", path, line_of(text, location)) from None
+    ascii_only = text.isascii()
+    raw = text if ascii_only else text.encode("utf-8")
+    parsed: list[Parsed] = []
+    for node in nodes:
+        start = node.get("stmt_location", 0)
+        length = node.get("stmt_len")
+        stop = len(raw) if length is None or length == 0 else start + length
+        if ascii_only:
+            chunk = text[start:stop]
+        else:
+            assert isinstance(raw, bytes)
+            chunk = raw[start:stop].decode("utf-8")
+            start = len(raw[:start].decode("utf-8"))
+        skip = _skip_blank(chunk, 0, len(chunk))
+        ((kind, body),) = node["stmt"].items()
+        sql = chunk[skip:].rstrip()
+        parsed.append(Parsed(kind, body, line_of(text, start + skip), sql, start + skip, start + skip + len(sql)))
+    return parsed
