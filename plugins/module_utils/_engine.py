@@ -239,7 +239,14 @@ class Engine:
             for index, m in enumerate(pending):
                 if m.classification != SAFE:
                     self.report.waiting = [
-                        {"version": w.version, "classification": w.classification or "undeclared", "path": w.path}
+                        {
+                            "version": w.version,
+                            "classification": w.classification or "unknown",
+                            "declared": w.declared_type,
+                            "path": w.path,
+                            "reasons": w.breaking_reasons,
+                            "blocked_by": None if w is m else m.version,
+                        }
                         for w in pending[index:]
                     ]
                     pending = pending[:index]

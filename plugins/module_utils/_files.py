@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterator
 
+from ansible_collections.tme.migrations.plugins.module_utils._classify import review
 from ansible_collections.tme.migrations.plugins.module_utils._model import (
     BREAKING,
     SAFE,
@@ -33,6 +34,7 @@ from ansible_collections.tme.migrations.plugins.module_utils._model import (
 from ansible_collections.tme.migrations.plugins.module_utils._sqlparse import (
     HAS_PGLAST,
     Parsed,
+    is_transactional,
     parse_statements,
 )
 from ansible_collections.tme.migrations.plugins.module_utils._versions import parse_version, sort_key
@@ -46,13 +48,6 @@ _DECORATION_RE = re.compile(r"^\s*--\s*[=\-#*]{3,}\s*$")
 
 _KEEP_TXN = {"TRANS_STMT_SAVEPOINT", "TRANS_STMT_RELEASE", "TRANS_STMT_ROLLBACK_TO"}
 _DROP_TXN = {"TRANS_STMT_BEGIN", "TRANS_STMT_START", "TRANS_STMT_COMMIT"}
-_NEVER_IN_TXN = {
-    "CreatedbStmt",
-    "DropdbStmt",
-    "AlterSystemStmt",
-    "CreateTableSpaceStmt",
-    "DropTableSpaceStmt",
-}
 
 
 def normalize(text: str) -> str:
@@ -88,27 +83,6 @@ def _relations(node: Any) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _transactional(kind: str, body: dict[str, Any]) -> bool:
-    if kind in _NEVER_IN_TXN:
-        return False
-    if kind in ("IndexStmt", "DropStmt"):
-        return not body.get("concurrent", False)
-    if kind == "ReindexStmt":
-        if body.get("kind") in ("REINDEX_OBJECT_DATABASE", "REINDEX_OBJECT_SYSTEM"):
-            return False
-        return not any(p.get("DefElem", {}).get("defname") == "concurrently" for p in body.get("params", []))
-    if kind == "VacuumStmt":
-        return not body.get("is_vacuumcmd", False)
-    if kind == "ClusterStmt":
-        return "relation" in body
-    if kind == "AlterTableStmt":
-        for cmd in body.get("cmds", []):
-            part = cmd.get("AlterTableCmd", {}).get("def", {}).get("PartitionCmd")
-            if part and part.get("concurrent"):
-                return False
-    return True
-
-
 def _is_tracking(kind: str, body: dict[str, Any], tracking_table: str) -> bool:
     if kind not in ("InsertStmt", "DeleteStmt", "UpdateStmt"):
         return False
@@ -137,7 +111,7 @@ def script_from(parsed: list[Parsed], path: str, tracking_table: str = "schema_m
             Statement(
                 sql=sql,
                 line=line,
-                transactional=_transactional(kind, body),
+                transactional=is_transactional(kind, body),
                 tracking=_is_tracking(kind, body, tracking_table),
                 index=index,
                 schema=schema,
@@ -286,19 +260,23 @@ def load_migration(
             ),
         )
     rollback: Script | None = None
+    rollback_parsed: list[Parsed] | None = None
     rollback_error: str | None = None
+    rollback_name = rollback_path or forward_path + " (ROLLBACK block)"
     try:
         if rollback_path is not None:
-            rollback = parse_script(_read(rollback_path), rollback_path, tracking_table)
+            rollback_parsed = parse_statements(_read(rollback_path), rollback_path)
         elif inline.rollback is not None:
             # Keep the file's line numbers: the block starts right after the banner.
             padded = "\n" * inline.rollback_line + inline.rollback
-            rollback = parse_script(padded, forward_path + " (ROLLBACK block)", tracking_table)
+            rollback_parsed = parse_statements(padded, rollback_name)
+        if rollback_parsed is not None:
+            rollback = script_from(rollback_parsed, rollback_name, tracking_table)
     except MigrationError as exc:
         # Kept, not raised: an old migration's broken rollback must not block new ones. The
         # engine refuses to apply this migration, or to roll it back, and names the error.
         rollback_error = str(exc)
-        rollback = Script(rollback_path or forward_path + " (ROLLBACK block)", ())
+        rollback, rollback_parsed = Script(rollback_name, ()), None
     if require_rollback and rollback is None:
         raise MigrationError(
             "no rollback SQL: add a commented '-- ROLLBACK' block after the migration, as in the "
@@ -306,8 +284,12 @@ def load_migration(
             forward_path,
         )
     headers = read_headers(text)
-    parsed = parse_version(version)
-    name = parsed[1] if parsed else version
+    declared = declared_type(headers)
+    detected, rollback_type, findings = review(
+        parsed, forward_path, forward.transactional, declared, rollback_parsed, rollback_name, rollback_error
+    )
+    number = parse_version(version)
+    name = number[1] if number else version
     return Migration(
         version=version,
         path=forward_path,
@@ -315,9 +297,12 @@ def load_migration(
         rollback=rollback,
         checksum=checksum(inline.forward),
         description=headers.get("description") or name.replace("_", " ").strip(),
-        declared_type=declared_type(headers),
+        declared_type=declared,
         headers=headers,
         rollback_error=rollback_error,
+        detected_type=detected,
+        rollback_type=rollback_type,
+        findings=tuple(f.to_dict() for f in findings),
     )
 
 

@@ -90,6 +90,9 @@ class Migration:
     declared_type: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     rollback_error: str | None = None  # the rollback exists but does not parse: file, line, message
+    detected_type: str | None = None  # SAFE or BREAKING as read from the SQL (see _classify)
+    rollback_type: str | None = None  # the same for the rollback script
+    findings: tuple[dict[str, Any], ...] = ()  # what the analysis found: rule, severity, line, message ...
 
     @property
     def transactional(self) -> bool:
@@ -97,8 +100,18 @@ class Migration:
 
     @property
     def classification(self) -> str | None:
-        """SAFE or BREAKING as far as known (the declared `-- Type:` header for now)."""
-        return self.declared_type
+        """BREAKING when the SQL or its author says so, SAFE when the SQL reads as SAFE.
+
+        Without an analysis (``detected_type`` None) the declared ``-- Type:`` is all there is.
+        """
+        if BREAKING in (self.detected_type, self.declared_type):
+            return BREAKING
+        return self.detected_type or self.declared_type
+
+    @property
+    def breaking_reasons(self) -> list[str]:
+        """Why the SQL is BREAKING, one line each, for reports of what waits for a release."""
+        return [f"line {f['line']}: {f['message']}" for f in self.findings if f.get("breaking")]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -111,6 +124,9 @@ class Migration:
             "declared_type": self.declared_type,
             "headers": dict(self.headers),
             "rollback_error": self.rollback_error,
+            "detected_type": self.detected_type,
+            "rollback_type": self.rollback_type,
+            "findings": list(self.findings),
         }
 
     @classmethod
@@ -126,6 +142,9 @@ class Migration:
             declared_type=data.get("declared_type"),
             headers=dict(data.get("headers") or {}),
             rollback_error=data.get("rollback_error"),
+            detected_type=data.get("detected_type"),
+            rollback_type=data.get("rollback_type"),
+            findings=tuple(data.get("findings") or ()),
         )
 
 

@@ -18,6 +18,15 @@ except ImportError:  # pragma: no cover - reported by the caller
     HAS_PGLAST = False
 
 
+_NEVER_IN_TXN = {
+    "CreatedbStmt",
+    "DropdbStmt",
+    "AlterSystemStmt",
+    "CreateTableSpaceStmt",
+    "DropTableSpaceStmt",
+}
+
+
 def line_of(text: str, offset: int) -> int:
     return text.count("\n", 0, max(offset, 0)) + 1
 
@@ -86,3 +95,25 @@ def parse_statements(text: str, path: str) -> list[Parsed]:
         sql = chunk[skip:].rstrip()
         parsed.append(Parsed(kind, body, line_of(text, start + skip), sql, start + skip, start + skip + len(sql)))
     return parsed
+
+
+def is_transactional(kind: str, body: dict[str, Any]) -> bool:
+    """False for statements PostgreSQL refuses inside a transaction block."""
+    if kind in _NEVER_IN_TXN:
+        return False
+    if kind in ("IndexStmt", "DropStmt"):
+        return not body.get("concurrent", False)
+    if kind == "ReindexStmt":
+        if body.get("kind") in ("REINDEX_OBJECT_DATABASE", "REINDEX_OBJECT_SYSTEM"):
+            return False
+        return not any(p.get("DefElem", {}).get("defname") == "concurrently" for p in body.get("params", []))
+    if kind == "VacuumStmt":
+        return not body.get("is_vacuumcmd", False)
+    if kind == "ClusterStmt":
+        return "relation" in body
+    if kind == "AlterTableStmt":
+        for cmd in body.get("cmds", []):
+            part = cmd.get("AlterTableCmd", {}).get("def", {}).get("PartitionCmd")
+            if part and part.get("concurrent"):
+                return False
+    return True

@@ -80,8 +80,10 @@ options:
     default: 1
   only_safe:
     description:
-      - Apply pending migrations only up to the first one that is not SAFE (its declared C(-- Type:)), and
-        report that one and every later one in RV(waiting). Order is never skipped.
+      - Apply pending migrations only up to the first one that is not SAFE, and report that one and every
+        later one in RV(waiting). Order is never skipped.
+      - A migration is SAFE when its SQL reads as SAFE (the parse-tree analysis of M(tme.migrations.migration_lint))
+        and its C(-- Type:) header does not declare it BREAKING.
     type: bool
     default: false
   allow_drift:
@@ -194,7 +196,11 @@ waiting:
   sample:
     - version: 017_rename_client_fields
       classification: BREAKING
+      declared: BREAKING
       path: /srv/app/database/migrations/017_rename_client_fields.sql
+      reasons:
+        - "line 12: renames column public.clients.name to full_name: code using the old name fails"
+      blocked_by: null
 drifted:
   description: Applied migrations whose file changed since (checksum in the database, checksum of the file).
   returned: always
