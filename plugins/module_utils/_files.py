@@ -322,12 +322,18 @@ def _classify_entry(directory: str, entry: str) -> tuple[str, str, str] | None:
     return stem, "forward", full
 
 
-def load_directory(
-    directory: str,
-    tracking_table: str = "schema_migrations",
-    require_rollback: bool = True,
-) -> list[Migration]:
-    """Every migration of a directory, ordered by version. Duplicates and stray SQL files are errors."""
+@dataclass(frozen=True)
+class Source:
+    """Where one migration's files are: found by name, not read yet."""
+
+    version: str
+    forward: str
+    rollback: str | None
+    in_transaction: bool = True
+
+
+def discover(directory: str) -> list[Source]:
+    """Every migration of a directory by name, ordered by version. Duplicates and stray SQL files are errors."""
     if not os.path.isdir(directory):
         raise MigrationError("not a directory of migrations", directory)
     forwards: dict[str, str] = {}
@@ -352,54 +358,63 @@ def load_directory(
         if version not in forwards:
             raise MigrationError(f"rollback without a migration: no {version}.sql beside it", path)
     numbers: dict[int, str] = {}
-    migrations: list[Migration] = []
+    sources: list[Source] = []
     for version in sorted(list(forwards) + list(diesel), key=sort_key):
         number = sort_key(version)[0]
         path = forwards.get(version) or diesel[version]
         if number in numbers:
             raise MigrationError(f"duplicate version number {number}: {numbers[number]} and {path}", path)
         numbers[number] = path
-        if version in diesel:
-            down = os.path.join(path, "down.sql")
-            migrations.append(
-                load_migration(
-                    version,
-                    os.path.join(path, "up.sql"),
-                    down if os.path.exists(down) else None,
-                    tracking_table,
-                    require_rollback,
-                    _run_in_transaction(os.path.join(path, "metadata.toml")),
-                )
-            )
-        else:
-            migrations.append(load_migration(version, path, rollbacks.get(version), tracking_table, require_rollback))
-    return migrations
+        sources.append(
+            _diesel_source(version, path) if version in diesel else Source(version, path, rollbacks.get(version))
+        )
+    return sources
 
 
-def load_path(path: str, tracking_table: str = "schema_migrations", require_rollback: bool = True) -> list[Migration]:
+def _diesel_source(version: str, directory: str) -> Source:
+    down = os.path.join(directory, "down.sql")
+    return Source(
+        version,
+        os.path.join(directory, "up.sql"),
+        down if os.path.exists(down) else None,
+        _run_in_transaction(os.path.join(directory, "metadata.toml")),
+    )
+
+
+def discover_path(path: str) -> list[Source]:
     """A directory of migrations, or one migration file (its rollback file found beside it)."""
     if os.path.isdir(path) and not os.path.exists(os.path.join(path, "up.sql")):
-        return load_directory(path, tracking_table, require_rollback)
+        return discover(path)
     directory, entry = os.path.split(os.path.normpath(path))
     found = _classify_entry(directory or ".", entry)
     if found is None or found[1] == "rollback" or parse_version(found[0]) is None:
         raise MigrationError("not a migration file (e.g. 016_add_feature_x.sql)", path)
     version, role, full = found
     if role == "diesel":
-        down = os.path.join(full, "down.sql")
-        return [
-            load_migration(
-                version,
-                os.path.join(full, "up.sql"),
-                down if os.path.exists(down) else None,
-                tracking_table,
-                require_rollback,
-                _run_in_transaction(os.path.join(full, "metadata.toml")),
-            )
-        ]
+        return [_diesel_source(version, full)]
     rollback = None
     for suffix in (".rollback.sql", ".down.sql"):
         candidate = os.path.join(directory, version + suffix)
         if os.path.exists(candidate):
             rollback = candidate
-    return [load_migration(version, full, rollback, tracking_table, require_rollback)]
+    return [Source(version, full, rollback)]
+
+
+def load_source(source: Source, tracking_table: str = "schema_migrations", require_rollback: bool = True) -> Migration:
+    return load_migration(
+        source.version, source.forward, source.rollback, tracking_table, require_rollback, source.in_transaction
+    )
+
+
+def load_directory(
+    directory: str,
+    tracking_table: str = "schema_migrations",
+    require_rollback: bool = True,
+) -> list[Migration]:
+    """Every migration of a directory, ordered by version. Duplicates and stray SQL files are errors."""
+    return [load_source(s, tracking_table, require_rollback) for s in discover(directory)]
+
+
+def load_path(path: str, tracking_table: str = "schema_migrations", require_rollback: bool = True) -> list[Migration]:
+    """A directory of migrations, or one migration file (its rollback file found beside it)."""
+    return [load_source(s, tracking_table, require_rollback) for s in discover_path(path)]

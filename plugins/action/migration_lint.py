@@ -1,0 +1,59 @@
+# Copyright (c) 2026, TME Portal ops team
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""tme.migrations.migration_lint runs entirely on the controller: no database, no module transfer."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ansible.errors import AnsibleError
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.tme.migrations.plugins.module_utils._files import HAS_PGLAST
+from ansible_collections.tme.migrations.plugins.module_utils._lint import FAIL_ON, failing, lint_path, render
+
+_SPEC = {
+    "path": {"type": "path", "required": True},
+    "tracking_table": {"type": "str", "default": "schema_migrations"},
+    "fail_on": {"type": "str", "default": "error", "choices": list(FAIL_ON)},
+    "ignore_rules": {"type": "list", "elements": "str", "default": []},
+}
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = False
+
+    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+        result = super().run(tmp, task_vars)
+        del tmp
+        _validation, args = self.validate_argument_spec(argument_spec=_SPEC)
+        if not HAS_PGLAST:
+            result.update(failed=True, msg="the Python library pglast is required where the playbook runs")
+            return result
+        path = os.path.expanduser(args["path"])
+        if not os.path.isabs(path):
+            try:
+                path = str(self._find_needle("files", path))
+            except AnsibleError:
+                path = os.path.join(self._loader.get_basedir(), path)
+        report = lint_path(path, args["tracking_table"], args["ignore_rules"])
+        lines = render(report, args["fail_on"])
+        failed = failing(report, args["fail_on"])
+        result.update(
+            changed=False,
+            path=path,
+            migrations=report["migrations"],
+            summary=report["summary"],
+            summary_lines=lines,
+            msg=lines[-1],
+        )
+        if failed:
+            first = failed[0]
+            result.update(
+                failed=True,
+                msg=f"{lines[-1]}; first: {first['path']} line {first['line']}: [{first['rule']}] {first['message']}",
+            )
+        return result

@@ -1,0 +1,107 @@
+# Copyright (c) 2026, TME Portal ops team
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Lint a directory or file of migrations: every migration's class and findings, offline.
+
+Unlike the loader used to apply migrations, a bad file does not stop the lint: it becomes an
+error finding of its own, so one CI run names every problem.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ansible_collections.tme.migrations.plugins.module_utils._classify import ERROR, INFO, WARNING
+from ansible_collections.tme.migrations.plugins.module_utils._files import Source, discover_path, load_source
+from ansible_collections.tme.migrations.plugins.module_utils._model import MigrationError
+
+FAIL_ON = {"error": (ERROR,), "warning": (ERROR, WARNING), "never": ()}
+
+
+def _error_entry(version: str, path: str, rule: str, exc: MigrationError) -> dict[str, Any]:
+    finding = {
+        "rule": rule,
+        "severity": ERROR,
+        "path": exc.path or path,
+        "line": exc.line or 0,
+        "statement": "",
+        "message": exc.message,
+        "breaking": False,
+    }
+    return {
+        "version": version,
+        "path": path,
+        "classification": None,
+        "declared": None,
+        "detected": None,
+        "rollback_classification": None,
+        "transactional": None,
+        "findings": [finding],
+    }
+
+
+def lint_source(source: Source, tracking_table: str, ignore: set[str]) -> dict[str, Any]:
+    try:
+        m = load_source(source, tracking_table, require_rollback=False)
+    except MigrationError as exc:
+        return _error_entry(source.version, source.forward, "invalid-migration", exc)
+    return {
+        "version": m.version,
+        "path": m.path,
+        "classification": m.classification,
+        "declared": m.declared_type,
+        "detected": m.detected_type,
+        "rollback_classification": m.rollback_type,
+        "transactional": m.transactional,
+        "findings": [f for f in m.findings if f["rule"] not in ignore],
+    }
+
+
+def lint_path(path: str, tracking_table: str = "schema_migrations", ignore: list[str] | None = None) -> dict[str, Any]:
+    """The lint report: migrations (each with findings) and a summary with counts."""
+    skip = set(ignore or ())
+    try:
+        sources = discover_path(path)
+    except MigrationError as exc:
+        entries = [_error_entry("", exc.path or path, "invalid-layout", exc)]
+    else:
+        entries = [lint_source(s, tracking_table, skip) for s in sources]
+    return {"migrations": entries, "summary": summarize(entries)}
+
+
+def summarize(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    findings = [f for e in entries for f in e["findings"]]
+    return {
+        "migrations": len(entries),
+        "safe": sum(1 for e in entries if e["classification"] == "SAFE"),
+        "breaking": sum(1 for e in entries if e["classification"] == "BREAKING"),
+        "unreadable": sum(1 for e in entries if e["classification"] is None),
+        "errors": sum(1 for f in findings if f["severity"] == ERROR),
+        "warnings": sum(1 for f in findings if f["severity"] == WARNING),
+        "infos": sum(1 for f in findings if f["severity"] == INFO),
+    }
+
+
+def failing(report: dict[str, Any], fail_on: str) -> list[dict[str, Any]]:
+    """The findings that fail the lint at this threshold."""
+    severities = FAIL_ON[fail_on]
+    return [f for e in report["migrations"] for f in e["findings"] if f["severity"] in severities]
+
+
+def render(report: dict[str, Any], fail_on: str = "error") -> list[str]:
+    """A readable summary: one line per migration, then each finding that is not an info."""
+    lines = []
+    for entry in report["migrations"]:
+        cls = entry["classification"] or "UNREADABLE"
+        declared = f" (declared {entry['declared']})" if entry["declared"] and entry["declared"] != cls else ""
+        lines.append(f"{entry['version'] or entry['path']}: {cls}{declared}")
+        for f in entry["findings"]:
+            if f["severity"] != INFO or f["rule"].startswith("declared-"):
+                lines.append(f"  {f['severity'].upper()} {f['path']} line {f['line']}: [{f['rule']}] {f['message']}")
+    s = report["summary"]
+    verdict = "FAILED" if failing(report, fail_on) else "passed"
+    lines.append(
+        f"{s['migrations']} migrations: {s['safe']} SAFE, {s['breaking']} BREAKING, {s['unreadable']} unreadable; "
+        f"{s['errors']} errors, {s['warnings']} warnings; lint {verdict} (fail_on={fail_on})"
+    )
+    return lines
