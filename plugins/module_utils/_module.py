@@ -148,3 +148,61 @@ def run_info(module: AnsibleModule) -> None:
     if reference_rows is not None and ref is not None:
         result["reference"] = dict(database=_connection.describe(ref), **compare(migrations, applied, reference_rows))
     module.exit_json(invocation=invocation(module), **result)
+
+
+def run_rehearsal(module: AnsibleModule) -> None:
+    """Rehearse the pending migrations (or, with from_empty, every one) on a scratch database."""
+    from ansible_collections.tme.migrations.plugins.module_utils._rehearsal import RehearsalError, rehearse
+
+    require_psycopg(module)
+    p = module.params
+    migrations = migrations_of(module)
+    if migrations is None:
+        module.fail_json(msg="path is required: the migrations to rehearse")
+    tracking = Tracking(p["tracking_schema"], p["tracking_table"])
+    kwargs = _connection.connect_kwargs(p)
+    target = _connection.describe(kwargs)
+
+    def run(argv: list[str], env: dict[str, str]) -> tuple[int, str, str]:
+        rc, out, err = module.run_command(argv, environ_update=env)
+        return rc, out, err
+
+    try:
+        if p["from_empty"]:
+            chosen = migrations
+        else:
+            with _connection.connect(kwargs) as conn:
+                applied = tracking.applied(conn)
+            chosen = [m for m in migrations if m.version not in applied]
+        if p["versions"]:
+            unknown = sorted(set(p["versions"]) - {m.version for m in chosen})
+            if unknown:
+                module.fail_json(msg=f"{target}: not pending, or not among the files: {', '.join(unknown)}")
+            chosen = [m for m in chosen if m.version in p["versions"]]
+        scratch, outcomes = ("", [])
+        if chosen:
+            scratch, outcomes = rehearse(
+                kwargs, chosen, run, clone=not p["from_empty"], bin_dir=p["pg_bin_dir"], prefix=p["scratch_prefix"]
+            )
+    except (ConnectionError, RehearsalError) as exc:
+        module.fail_json(msg=f"{target}: {exc}", changed=False, invocation=invocation(module))
+    results = [o.as_dict() for o in outcomes]
+    skipped = [m.version for m in chosen[len(outcomes) :]]
+    failed = [o for o in outcomes if not o.passed]
+    result: dict[str, Any] = {
+        "changed": False,
+        "database": target,
+        "scratch_database": scratch or None,
+        "rehearsed": results,
+        "passed_versions": [o.version for o in outcomes if o.passed],
+        "failed_versions": [o.version for o in failed],
+        "not_rehearsed": skipped,
+    }
+    if failed:
+        first = failed[0]
+        module.fail_json(
+            msg=f"rollback rehearsal failed for {first.version} ({first.step}): {first.error}",
+            invocation=invocation(module),
+            **result,
+        )
+    module.exit_json(invocation=invocation(module), **result)

@@ -105,7 +105,9 @@ EXAMPLES = r"""
 - name: Refuse an unattended run when a BREAKING migration is pending
   ansible.builtin.assert:
     that: lint.summary.breaking == 0
-    fail_msg: "BREAKING migrations wait for a release: {{ lint.migrations | selectattr('classification', '==', 'BREAKING') | map(attribute='version') | join(', ') }}"
+    fail_msg: >-
+      BREAKING migrations wait for a release:
+      {{ lint.migrations | selectattr('classification', '==', 'BREAKING') | map(attribute='version') | join(', ') }}
 """
 
 RETURN = r"""

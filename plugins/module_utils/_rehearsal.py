@@ -1,0 +1,219 @@
+# Copyright (c) 2026, TME Portal ops team
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Rollback rehearsal: prove each pending migration's rollback restores the schema, on a scratch copy.
+
+For each migration, in order, on a scratch database (never the source itself): snapshot the
+schema, apply forward, apply the rollback, compare with the snapshot, apply forward again and
+compare with the first forward. The scratch database starts as a copy of the source's schema
+(pg_dump --schema-only, pg_restore) or empty, and is always dropped, also on failure.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ansible_collections.tme.migrations.plugins.module_utils import _connection
+from ansible_collections.tme.migrations.plugins.module_utils._engine import describe_error
+from ansible_collections.tme.migrations.plugins.module_utils._model import Migration, Script
+from ansible_collections.tme.migrations.plugins.module_utils._schema import Snapshot, compare, snapshot
+
+try:
+    import psycopg
+    from psycopg import sql
+except ImportError:  # pragma: no cover - reported by the module
+    pass
+
+# argv, extra environment -> (rc, stdout, stderr); the module passes AnsibleModule.run_command.
+Runner = Callable[[list[str], dict[str, str]], tuple[int, str, str]]
+
+
+class RehearsalError(Exception):
+    """The rehearsal could not run at all (no scratch database, no copy of the schema)."""
+
+
+@dataclass
+class Outcome:
+    version: str
+    passed: bool = False
+    step: str = ""  # where it stopped: forward, rollback, compare, forward again
+    error: str | None = None
+    differences: list[dict[str, Any]] = field(default_factory=list)
+    timings_ms: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "passed": self.passed,
+            "failed_step": None if self.passed else self.step,
+            "error": self.error,
+            "differences": self.differences,
+            "timings_ms": self.timings_ms,
+        }
+
+
+def scratch_name(prefix: str) -> str:
+    return f"{prefix}_{os.getpid()}_{secrets.token_hex(4)}"
+
+
+def _binary(bin_dir: str | None, name: str) -> str:
+    return os.path.join(bin_dir, name) if bin_dir else name
+
+
+def _libpq_env(kwargs: dict[str, Any]) -> dict[str, str]:
+    """Connection settings for pg_dump/pg_restore through their environment: the password never in argv."""
+    names = {
+        "host": "PGHOST",
+        "port": "PGPORT",
+        "user": "PGUSER",
+        "password": "PGPASSWORD",
+        "dbname": "PGDATABASE",
+        "sslmode": "PGSSLMODE",
+        "sslrootcert": "PGSSLROOTCERT",
+    }
+    return {env: str(kwargs[key]) for key, env in names.items() if kwargs.get(key) not in (None, "")}
+
+
+def clone_schema(source: dict[str, Any], scratch: dict[str, Any], run: Runner, bin_dir: str | None) -> None:
+    """pg_dump --schema-only of the source, restored into the (empty) scratch database."""
+    with tempfile.TemporaryDirectory(prefix="tme-rehearsal-") as work:
+        dump = os.path.join(work, "schema.dump")
+        argv = [_binary(bin_dir, "pg_dump"), "--schema-only", "--format=custom", "--no-owner", "--no-privileges"]
+        rc, _out, err = run(argv + ["--file", dump], _libpq_env(source))
+        if rc != 0:
+            raise RehearsalError(f"pg_dump of {_connection.describe(source)} failed: {err.strip()}")
+        argv = [_binary(bin_dir, "pg_restore"), "--no-owner", "--no-privileges", "--exit-on-error"]
+        rc, _out, err = run(argv + ["--dbname", str(scratch["dbname"]), dump], _libpq_env(scratch))
+        if rc != 0:
+            raise RehearsalError(f"pg_restore into the scratch database failed: {err.strip()}")
+
+
+def _execute(conn: Any, script: Script) -> None:
+    """Run a script as the engine would: in one transaction, or statement by statement when it can't be."""
+    statements = [s for s in script.statements if not s.tracking]
+    if script.transactional:
+        with conn.transaction():
+            for statement in statements:
+                try:
+                    conn.execute(statement.sql)
+                except psycopg.Error as exc:
+                    raise _Failed(describe_error(exc, statement, script.path), partial=False) from None
+        return
+    for done, statement in enumerate(statements):
+        try:
+            conn.execute(statement.sql)
+        except psycopg.Error as exc:
+            raise _Failed(describe_error(exc, statement, script.path), partial=done > 0) from None
+
+
+class _Failed(Exception):
+    def __init__(self, message: str, partial: bool) -> None:
+        super().__init__(message)
+        self.message = message
+        self.partial = partial  # some statements of a non-transactional script ran
+
+
+class Rehearsal:
+    """Runs forward / rollback / forward for each migration on one scratch database."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    def _timed(self, outcome: Outcome, step: str, action: Callable[[], Any]) -> Any:
+        outcome.step = step
+        start = time.monotonic()
+        try:
+            return action()
+        finally:
+            outcome.timings_ms[step] = int(round((time.monotonic() - start) * 1000))
+
+    def one(self, m: Migration) -> tuple[Outcome, bool]:
+        """The outcome, and whether later migrations can still be rehearsed on this database."""
+        outcome = Outcome(m.version)
+        before = snapshot(self.conn)
+        try:
+            self._timed(outcome, "forward", lambda: _execute(self.conn, m.forward))
+        except _Failed as exc:
+            outcome.error = exc.message
+            return outcome, False
+        after = snapshot(self.conn)
+        if m.rollback_error or m.rollback is None:
+            outcome.step = "rollback"
+            outcome.error = m.rollback_error or f"{m.path}: no rollback SQL"
+            return outcome, True
+        rollback = m.rollback
+        try:
+            self._timed(outcome, "rollback", lambda: _execute(self.conn, rollback))
+        except _Failed as exc:
+            outcome.error = exc.message
+            return outcome, not exc.partial
+        restored = snapshot(self.conn)
+        outcome.differences = compare(before, restored, "after the rollback")
+        again_error = None
+        try:
+            self._timed(outcome, "forward again", lambda: _execute(self.conn, m.forward))
+        except _Failed as exc:
+            again_error = "the migration does not apply again after its rollback: " + exc.message
+        if again_error is None:
+            outcome.differences += compare(after, snapshot(self.conn), "after applying the migration again")
+        if outcome.differences:
+            outcome.step = "compare"
+            first = outcome.differences[0]["message"]
+            more = len(outcome.differences) - 1
+            outcome.error = f"the rollback does not restore the schema: {first}" + (
+                f" (and {more} more difference{'s' if more > 1 else ''})" if more else ""
+            )
+            if again_error:
+                outcome.error += "; " + again_error
+        elif again_error:
+            outcome.error = again_error
+        else:
+            outcome.passed = True
+        # After a failed second forward the scratch database is not where later migrations start.
+        return outcome, again_error is None
+
+    def run(self, migrations: list[Migration]) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        for m in migrations:
+            outcome, go_on = self.one(m)
+            outcomes.append(outcome)
+            if not go_on:
+                break
+        return outcomes
+
+
+def rehearse(
+    source: dict[str, Any],
+    migrations: list[Migration],
+    run: Runner,
+    clone: bool = True,
+    bin_dir: str | None = None,
+    prefix: str = "tme_rehearsal",
+) -> tuple[str, list[Outcome]]:
+    """Create the scratch database, copy the source's schema into it, rehearse, drop it whatever happens."""
+    name = scratch_name(prefix)
+    scratch = dict(source, dbname=name)
+    try:
+        with _connection.connect(source) as admin:
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    except psycopg.Error as exc:
+        raise RehearsalError(f"cannot create the scratch database {name}: {str(exc).strip()}") from None
+    try:
+        if clone:
+            clone_schema(source, scratch, run, bin_dir)
+        with _connection.connect(scratch) as conn:
+            return name, Rehearsal(conn).run(migrations)
+    finally:
+        with _connection.connect(source) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def snapshot_of(kwargs: dict[str, Any]) -> Snapshot:
+    """The schema snapshot of a database (for tests and reports)."""
+    with _connection.connect(kwargs) as conn:
+        return snapshot(conn)
