@@ -116,6 +116,7 @@ def script_from(parsed: list[Parsed], path: str, tracking_table: str = "schema_m
                 index=index,
                 schema=schema,
                 relations=_relations(body),
+                kind=kind,
             )
         )
     return Script(path=path, statements=tuple(statements))
@@ -256,7 +257,7 @@ def load_migration(
         forward = Script(
             forward.path,
             tuple(
-                Statement(s.sql, s.line, False, s.tracking, s.index, s.schema, s.relations) for s in forward.statements
+                Statement(s.sql, s.line, False, s.tracking, s.index, s.schema, s.relations, s.kind) for s in forward.statements
             ),
         )
     rollback: Script | None = None

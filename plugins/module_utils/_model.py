@@ -29,6 +29,7 @@ class Statement:
     index: str | None = None  # CREATE INDEX CONCURRENTLY: the index name, for repair
     schema: str | None = None  # schema of that index's table, when the file names one
     relations: tuple[str, ...] = ()  # tables it names, to find who blocks it
+    kind: str = ""  # the parser's node type, e.g. AlterEnumStmt
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -39,6 +40,7 @@ class Statement:
             "index": self.index,
             "schema": self.schema,
             "relations": list(self.relations),
+            "kind": self.kind,
         }
 
     @classmethod
@@ -51,6 +53,7 @@ class Statement:
             index=data.get("index"),
             schema=data.get("schema"),
             relations=tuple(data.get("relations") or ()),
+            kind=data.get("kind") or "",
         )
 
 

@@ -90,7 +90,12 @@ CASES: list[tuple[str, str, str, set[str]]] = [
         {"add-column-volatile-default"},
     ),
     ("add-serial-column", "ALTER TABLE a ADD COLUMN n bigserial;", S, {"add-column-volatile-default"}),
-    ("fk-validated", "ALTER TABLE a ADD CONSTRAINT fk FOREIGN KEY (b) REFERENCES b (id);", S, {"foreign-key-not-valid"}),
+    (
+        "fk-validated",
+        "ALTER TABLE a ADD CONSTRAINT fk FOREIGN KEY (b) REFERENCES b (id);",
+        S,
+        {"foreign-key-not-valid"},
+    ),
     ("check-validated", "ALTER TABLE a ADD CONSTRAINT ck CHECK (n > 0);", S, {"check-not-valid"}),
     ("unique-constraint", "ALTER TABLE a ADD CONSTRAINT u UNIQUE (email);", S, {"constraint-builds-index"}),
     ("primary-key", "ALTER TABLE a ADD PRIMARY KEY (id);", S, {"constraint-builds-index"}),
@@ -248,16 +253,22 @@ def test_template_declared_safe_but_breaking_is_an_error(tmp_path) -> None:  # n
     assert [f["rule"] for f in errors] == ["declared-safe-but-breaking"]
     assert "line 9: drop-column" in errors[0]["message"]
     assert m.rollback_type == "SAFE"
-    assert m.breaking_reasons == [next(f for f in m.findings if f["rule"] == "drop-column")["message"].join(["line 9: ", ""])]
+    assert m.breaking_reasons == [
+        next(f for f in m.findings if f["rule"] == "drop-column")["message"].join(["line 9: ", ""])
+    ]
 
 
 def test_template_safe_is_clean_and_rollback_classified(tmp_path) -> None:  # noqa: ANN001
-    m = _template(tmp_path, "SAFE", "ALTER TABLE clients ADD COLUMN notes text;", "ALTER TABLE clients DROP COLUMN notes;")
+    m = _template(
+        tmp_path, "SAFE", "ALTER TABLE clients ADD COLUMN notes text;", "ALTER TABLE clients DROP COLUMN notes;"
+    )
     assert (m.classification, m.findings, m.rollback_type) == ("SAFE", (), "BREAKING")
 
 
 def test_template_undeclared_takes_the_detected_class(tmp_path) -> None:  # noqa: ANN001
-    m = _template(tmp_path, "[SAFE|BREAKING]", "ALTER TABLE a RENAME COLUMN b TO c;", "ALTER TABLE a RENAME COLUMN c TO b;")
+    m = _template(
+        tmp_path, "[SAFE|BREAKING]", "ALTER TABLE a RENAME COLUMN b TO c;", "ALTER TABLE a RENAME COLUMN c TO b;"
+    )
     assert (m.declared_type, m.classification) == (None, "BREAKING")
     assert not [f for f in m.findings if f["severity"] == "error"]
 
