@@ -19,8 +19,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from dataclasses import dataclass
-from typing import Any, Iterator
+from dataclasses import dataclass, replace
+from typing import Any
 
 from ansible_collections.tme.migrations.plugins.module_utils._classify import review
 from ansible_collections.tme.migrations.plugins.module_utils._model import (
@@ -61,25 +61,44 @@ def checksum(text: str) -> str:
     return hashlib.sha256(normalize(text).encode("utf-8")).hexdigest()
 
 
-def _walk(node: Any) -> Iterator[dict[str, Any]]:
-    if isinstance(node, dict):
-        yield node
-        for value in node.values():
-            yield from _walk(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _walk(item)
+def _rangevar_name(item: dict[str, Any]) -> str:
+    return item["schemaname"] + "." + item["relname"] if item.get("schemaname") else item["relname"]
 
 
-def _relations(node: Any) -> tuple[str, ...]:
+def _walk_relations(node: Any, names: list[str]) -> None:
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if type(item) is dict:
+            if "relpersistence" in item and "relname" in item:  # a RangeVar
+                name = _rangevar_name(item)
+                if name not in names:
+                    names.append(name)
+            stack.extend(v for v in item.values() if type(v) is dict or type(v) is list)
+        elif type(item) is list:
+            stack.extend(item)
+
+
+def _relations(kind: str, body: dict[str, Any]) -> tuple[str, ...]:
+    """Tables a statement locks, to name who blocks it: the whole tree for ALTER TABLE and
+    CREATE TABLE (a foreign key locks the table it references too), the statement's own
+    relations otherwise (a full walk of every statement would cost more than the parse)."""
     names: list[str] = []
-    for item in _walk(node):
-        if "relname" in item and "relpersistence" in item:  # a RangeVar
-            name = item["relname"]
-            if item.get("schemaname"):
-                name = item["schemaname"] + "." + name
-            if name not in names:
-                names.append(name)
+    if kind in ("AlterTableStmt", "CreateStmt"):
+        _walk_relations(body, names)
+        return tuple(names)
+    relation = body.get("relation")
+    if isinstance(relation, dict) and "relname" in relation:
+        names.append(_rangevar_name(relation))
+    for item in body.get("relations") or body.get("rels") or ():
+        rangevar = item.get("RangeVar") or item.get("VacuumRelation", {}).get("relation")
+        if rangevar and "relname" in rangevar and _rangevar_name(rangevar) not in names:
+            names.append(_rangevar_name(rangevar))
+    if kind == "DropStmt" and body.get("removeType") in ("OBJECT_TABLE", "OBJECT_VIEW", "OBJECT_MATVIEW"):
+        for obj in body.get("objects") or ():
+            parts = [i.get("String", {}).get("sval", "") for i in obj.get("List", {}).get("items", ())]
+            if parts:
+                names.append(".".join(parts))
     return tuple(names)
 
 
@@ -115,7 +134,7 @@ def script_from(parsed: list[Parsed], path: str, tracking_table: str = "schema_m
                 tracking=_is_tracking(kind, body, tracking_table),
                 index=index,
                 schema=schema,
-                relations=_relations(body),
+                relations=_relations(kind, body),
                 kind=kind,
             )
         )
@@ -256,9 +275,7 @@ def load_migration(
     if not in_transaction:
         forward = Script(
             forward.path,
-            tuple(
-                Statement(s.sql, s.line, False, s.tracking, s.index, s.schema, s.relations, s.kind) for s in forward.statements
-            ),
+            tuple(replace(s, transactional=False) for s in forward.statements),
         )
     rollback: Script | None = None
     rollback_parsed: list[Parsed] | None = None
