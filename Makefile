@@ -44,6 +44,7 @@ sanity: $(STAMP)
 
 bench: $(STAMP) server
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/apply_1000.py
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/classify_1000.py
 
 clean:
 	-$(PY) tools/localpg.py stop

@@ -60,7 +60,7 @@ def best_of(
     repeat: int, argv: list[str], env: dict[str, str] | None = None
 ) -> tuple[float, subprocess.CompletedProcess[str]]:
     times, result = [], None
-    for _ in range(repeat):
+    for _run in range(repeat):
         start = time.perf_counter()
         result = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
         times.append(time.perf_counter() - start)

@@ -302,12 +302,11 @@ class _Classifier:
         self.later: set[str] = set()  # objects created somewhere in the script
         self.new_enum_values: dict[str, int] = {}
         self.explicit_txn_line = 0  # line of the file's open BEGIN, 0 when none is open
-        self.current: Parsed | None = None
+        self.current = Parsed("", {}, 0, "", 0, 0)
         self.line_offset = 0
 
     # -- reporting ---------------------------------------------------------
     def add(self, rule: str, severity: str, message: str, breaking: bool = False) -> None:
-        assert self.current is not None
         self.analysis.findings.append(
             Finding(
                 rule,
@@ -384,7 +383,6 @@ class _Classifier:
     def transaction(self, body: dict[str, Any]) -> None:
         kind = body.get("kind")
         if kind in ("TRANS_STMT_BEGIN", "TRANS_STMT_START"):
-            assert self.current is not None
             self.explicit_txn_line = self.current.line
         elif kind in ("TRANS_STMT_COMMIT", "TRANS_STMT_ROLLBACK"):
             self.explicit_txn_line = 0
@@ -457,7 +455,6 @@ class _Classifier:
                 "value fails",
             )
         elif body.get("newVal"):
-            assert self.current is not None
             self.new_enum_values[body["newVal"]] = self.current.line + self.line_offset
 
     def set_schema(self, body: dict[str, Any]) -> None:
@@ -668,7 +665,6 @@ class _Classifier:
             )
             return
         outer, offset = self.current, self.line_offset
-        assert outer is not None
         for lineno, query in inner:
             try:
                 statements = parse_statements(query, self.path)
@@ -844,14 +840,15 @@ def review(
     detected = analysis.classification
     first = forward[0] if forward else Parsed("", {}, 1, "", 0, 0)
     if declared == SAFE and detected == BREAKING:
-        reasons = "; ".join(f"line {f.line}: {f.rule}" for f in findings if f.breaking)
+        causes = [f for f in findings if f.breaking]
+        reasons = "; ".join(f"line {f.line}: {f.rule}" for f in causes)
         findings.append(
             Finding(
                 "declared-safe-but-breaking",
                 ERROR,
                 path,
-                first.line,
-                _label(first.sql),
+                causes[0].line,
+                causes[0].statement,
                 f"declared '-- Type: SAFE' but the SQL is BREAKING ({reasons}); fix the SQL or declare BREAKING",
             )
         )

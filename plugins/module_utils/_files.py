@@ -69,13 +69,13 @@ def _walk_relations(node: Any, names: list[str]) -> None:
     stack = [node]
     while stack:
         item = stack.pop()
-        if type(item) is dict:
+        if isinstance(item, dict):
             if "relpersistence" in item and "relname" in item:  # a RangeVar
                 name = _rangevar_name(item)
                 if name not in names:
                     names.append(name)
-            stack.extend(v for v in item.values() if type(v) is dict or type(v) is list)
-        elif type(item) is list:
+            stack.extend(v for v in item.values() if isinstance(v, (dict, list)))
+        elif isinstance(item, list):
             stack.extend(item)
 
 

@@ -78,16 +78,16 @@ def parse_statements(text: str, path: str) -> list[Parsed]:
         message, location = exc.args[0], exc.args[1] if len(exc.args) > 1 else 0
         raise MigrationError(f"syntax error: {message}", path, line_of(text, location)) from None
     ascii_only = text.isascii()
-    raw = text if ascii_only else text.encode("utf-8")
+    raw = b"" if ascii_only else text.encode("utf-8")
+    size = len(text) if ascii_only else len(raw)
     parsed: list[Parsed] = []
     for node in nodes:
         start = node.get("stmt_location", 0)
         length = node.get("stmt_len")
-        stop = len(raw) if length is None or length == 0 else start + length
+        stop = size if length is None or length == 0 else start + length
         if ascii_only:
             chunk = text[start:stop]
         else:
-            assert isinstance(raw, bytes)
             chunk = raw[start:stop].decode("utf-8")
             start = len(raw[:start].decode("utf-8"))
         skip = _skip_blank(chunk, 0, len(chunk))

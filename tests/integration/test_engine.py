@@ -257,6 +257,31 @@ def test_only_safe_stops_at_the_first_breaking_migration(db: Database) -> None:
     assert set(waiting) == {v for v in report.pending if v >= "013"}
 
 
+def test_gating_reads_the_sql_not_only_the_header(db: Database, tmp_path: Path) -> None:
+    """Undeclared, or declared SAFE but BREAKING in fact: the detected class gates, and is recorded."""
+    write(tmp_path, "001_t.sql", migration("CREATE TABLE t (id int, fax text);", "DROP TABLE t;"))
+    write(tmp_path, "002_note.sql", migration("ALTER TABLE t ADD COLUMN note text;", "ALTER TABLE t DROP COLUMN note;"))
+    write(
+        tmp_path,
+        "003_drop_fax.sql",
+        "-- Type: SAFE\n" + migration("ALTER TABLE t DROP COLUMN fax;", "ALTER TABLE t ADD COLUMN fax text;"),
+    )
+    write(tmp_path, "004_more.sql", migration("ALTER TABLE t ADD COLUMN more int;", "ALTER TABLE t DROP COLUMN more;"))
+    with Engine(db.kwargs, Options(only_safe=True)) as engine:
+        report = engine.apply(_files.load_directory(str(tmp_path)))
+    assert db.versions() == ["001_t", "002_note"]
+    assert [(w["version"], w["classification"], w["blocked_by"]) for w in report.waiting] == [
+        ("003_drop_fax", "BREAKING", None),
+        ("004_more", "SAFE", "003_drop_fax"),
+    ]
+    assert report.waiting[0]["declared"] == "SAFE"
+    assert "drops column t.fax" in report.waiting[0]["reasons"][0]
+    assert db.query("SELECT version, classification FROM schema_migrations ORDER BY 1") == [
+        ("001_t", "SAFE"),
+        ("002_note", "SAFE"),
+    ]
+
+
 def test_rollback_last_steps_newest_first_with_stored_copy(db: Database, tmp_path: Path) -> None:
     d = tmp_path / "m"
     write(d, "001_a.sql", migration("CREATE TABLE a (id int);", "DROP TABLE a;"))
