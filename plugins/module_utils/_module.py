@@ -152,16 +152,20 @@ def run_info(module: AnsibleModule) -> None:
 
 def run_rehearsal(module: AnsibleModule) -> None:
     """Rehearse the pending migrations (or, with from_empty, every one) on a scratch database."""
-    from ansible_collections.tme.migrations.plugins.module_utils._rehearsal import RehearsalError, rehearse
+    from ansible_collections.tme.migrations.plugins.module_utils._rehearsal import Outcome, RehearsalError, rehearse
 
     require_psycopg(module)
     p = module.params
-    migrations = migrations_of(module)
-    if migrations is None:
+    given = migrations_of(module)
+    if given is None:
         module.fail_json(msg="path is required: the migrations to rehearse")
+    migrations: list[Migration] = given or []
     tracking = Tracking(p["tracking_schema"], p["tracking_table"])
     kwargs = _connection.connect_kwargs(p)
     target = _connection.describe(kwargs)
+
+    outcomes: list[Outcome] = []
+    chosen: list[Migration] = []
 
     def run(argv: list[str], env: dict[str, str]) -> tuple[int, str, str]:
         rc, out, err = module.run_command(argv, environ_update=env)
@@ -179,7 +183,7 @@ def run_rehearsal(module: AnsibleModule) -> None:
             if unknown:
                 module.fail_json(msg=f"{target}: not pending, or not among the files: {', '.join(unknown)}")
             chosen = [m for m in chosen if m.version in p["versions"]]
-        scratch, outcomes = ("", [])
+        scratch = ""
         if chosen:
             scratch, outcomes = rehearse(
                 kwargs, chosen, run, clone=not p["from_empty"], bin_dir=p["pg_bin_dir"], prefix=p["scratch_prefix"]

@@ -145,7 +145,7 @@ def snapshot(conn: Any) -> Snapshot:
     """Every object of the user's schemas as ``kind name`` -> description."""
     result: Snapshot = {}
     for kind, owner, query in _QUERIES:
-        ext = sql.SQL("true")
+        ext: sql.Composable = sql.SQL("true")
         if owner is not None:
             ext = sql.SQL(_NOT_EXTENSION).format(sql.Literal(owner[0]), sql.Identifier(*owner[1].split(".")))
         statement = sql.SQL(query).format(ns=sql.SQL(_USER_NS), ext=ext)
