@@ -256,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
         server.start()
         server.wait_ready()
         created = server.ensure_databases()
+        # Where pg_dump / pg_restore of this server's version are, for the rollback rehearsal.
+        (server.root / "bindir").write_text(str(server.bindir) + "\n")
         print(
             f"{server.version()} on 127.0.0.1:{server.port} (data {server.data}); "
             f"databases {', '.join(DATABASES)} ready" + (f", created {', '.join(created)}" if created else "")
