@@ -5,14 +5,13 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.tme.migrations.plugins.module_utils._files import HAS_PGLAST
 from ansible_collections.tme.migrations.plugins.module_utils._lint import FAIL_ON, failing, lint_path, render
+from ansible_collections.tme.migrations.plugins.plugin_utils._migration_files import resolve_path
 
 _SPEC = {
     "path": {"type": "path", "required": True},
@@ -33,12 +32,7 @@ class ActionModule(ActionBase):
         if not HAS_PGLAST:
             result.update(failed=True, msg="the Python library pglast is required where the playbook runs")
             return result
-        path = os.path.expanduser(args["path"])
-        if not os.path.isabs(path):
-            try:
-                path = str(self._find_needle("files", path))
-            except AnsibleError:
-                path = os.path.join(self._loader.get_basedir(), path)
+        path = resolve_path(self, args["path"])
         report = lint_path(path, args["tracking_table"], args["ignore_rules"])
         lines = render(report, args["fail_on"])
         failed = failing(report, args["fail_on"])

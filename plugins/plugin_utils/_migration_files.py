@@ -21,6 +21,18 @@ from ansible_collections.tme.migrations.plugins.module_utils._files import HAS_P
 from ansible_collections.tme.migrations.plugins.module_utils._model import MigrationError
 
 
+def resolve_path(action: ActionBase, path: str) -> str:
+    """A controller path as the task gave it: absolute, in the role's or playbook's files/, or
+    relative to the playbook."""
+    path = os.path.expanduser(path)
+    if os.path.isabs(path):
+        return path
+    try:
+        return str(action._find_needle("files", path))
+    except AnsibleError:
+        return os.path.join(action._loader.get_basedir(), path)
+
+
 class MigrationFilesAction(ActionBase):
     """Adds the parsed migrations of option `path` to the module's arguments as `_migrations`."""
 
@@ -28,13 +40,7 @@ class MigrationFilesAction(ActionBase):
     REQUIRE_ROLLBACK = True  # the module's default for option require_rollback
 
     def _resolve(self, path: str) -> str:
-        path = os.path.expanduser(path)
-        if os.path.isabs(path):
-            return path
-        try:
-            return str(self._find_needle("files", path))
-        except AnsibleError:
-            return os.path.join(self._loader.get_basedir(), path)
+        return resolve_path(self, path)
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result = super().run(tmp, task_vars)
