@@ -1,0 +1,140 @@
+# Copyright (c) 2026, TME Portal ops team
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""PostgreSQL's client programs (pg_dump, pg_restore, psql) as argv lists, run on this host or,
+as the team's guide does, inside the database container with ``docker exec``.
+
+The password never goes into an argv: on this host it is PGPASSWORD in the child's environment;
+with docker it is ``docker exec -e PGPASSWORD`` (the name only: docker copies the value from its
+own environment, which is the child's).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+
+class ToolError(Exception):
+    """A client program failed; the message names the program and the target, never the password."""
+
+
+@dataclass
+class PgTools:
+    """How to reach one database with PostgreSQL's client programs."""
+
+    dbname: str
+    user: str | None = None
+    password: str | None = None
+    host: str | None = None
+    port: int | None = None
+    bin_dir: str | None = None
+    container: str | None = None  # run inside this container (docker exec), over its local socket
+    docker_bin: str = "docker"
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> PgTools:
+        return cls(
+            dbname=params["login_db"],
+            user=params.get("login_user"),
+            password=params.get("login_password"),
+            host=params.get("login_unix_socket") or params.get("login_host"),
+            port=params.get("login_port"),
+            bin_dir=params.get("pg_bin_dir"),
+            container=params.get("container"),
+            docker_bin=params.get("docker_bin") or "docker",
+        )
+
+    @property
+    def where(self) -> str:
+        inside = f" in container {self.container}" if self.container else ""
+        if self.container:
+            return f"database {self.dbname}{inside}"
+        return f"database {self.dbname} on {self.host or '(libpq default host)'}:{self.port or '(default port)'}"
+
+    def _program(self, name: str) -> str:
+        if self.container:
+            return name  # the container's PATH
+        return os.path.join(self.bin_dir, name) if self.bin_dir else name
+
+    def argv(self, program: str, args: list[str], stdin: bool = False, with_db: bool = True) -> list[str]:
+        """The argv of one client program call; connection options come first, the database last."""
+        conn: list[str] = []
+        if not self.container:
+            # In the container the local socket (the image's PGHOST/PGPORT) is used, as in the guide.
+            if self.host:
+                conn += ["-h", str(self.host)]
+            if self.port:
+                conn += ["-p", str(self.port)]
+        if self.user:
+            conn += ["-U", self.user]
+        conn.append("-w")  # never prompt: no standard input is there for a password
+        tail = ["-d", self.dbname] if with_db else []
+        command = [self._program(program), *conn, *args, *tail]
+        if not self.container:
+            return command
+        prefix = [self.docker_bin, "exec"]
+        if stdin:
+            prefix.append("-i")
+        if self.password:
+            prefix += ["-e", "PGPASSWORD"]
+        return [*prefix, self.container, *command]
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(self.extra_env)
+        if self.password:
+            env["PGPASSWORD"] = self.password
+        env.setdefault("PGCONNECT_TIMEOUT", "10")
+        return env
+
+    def scrub(self, text: str) -> str:
+        if self.password:
+            text = text.replace(self.password, "********")
+        return text.strip()
+
+    def popen(
+        self, argv: list[str], stdin: int | IO[bytes] | None = None, stdout: int | IO[bytes] | None = None
+    ) -> Any:
+        try:
+            return subprocess.Popen(  # noqa: S603 - argv list, no shell
+                argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, env=self.env()
+            )
+        except FileNotFoundError:
+            where = f"in PATH or pg_bin_dir ({self.bin_dir})" if not self.container else "(docker_bin)"
+            raise ToolError(f"{argv[0]} not found {where}") from None
+
+    def run(self, program: str, args: list[str], data: bytes | None = None, with_db: bool = True) -> str:
+        """Run to completion; returns standard output. Fails with the program's own message."""
+        argv = self.argv(program, args, stdin=data is not None, with_db=with_db)
+        proc = self.popen(
+            argv, stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL, stdout=subprocess.PIPE
+        )
+        out, err = proc.communicate(data)
+        if proc.returncode != 0:
+            message = self.scrub(err.decode(errors="replace"))
+            raise ToolError(f"{program} failed for {self.where} (exit {proc.returncode}): {message}")
+        return str(out.decode(errors="replace"))
+
+    def query(self, text: str) -> list[str]:
+        """One SQL query through psql (unaligned, tuples only): the rows as lines."""
+        out = self.run("psql", ["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-c", text])
+        return [line for line in out.splitlines() if line]
+
+
+def pg_tools_argument_spec() -> dict[str, Any]:
+    """The options of the doc fragment tme.migrations.pg_tools."""
+    return dict(
+        login_host=dict(type="str", aliases=["host"]),
+        login_port=dict(type="int", aliases=["port"]),
+        login_unix_socket=dict(type="str", aliases=["unix_socket"]),
+        login_user=dict(type="str", aliases=["login"]),
+        login_password=dict(type="str", no_log=True),
+        login_db=dict(type="str", required=True, aliases=["db", "database"]),
+        pg_bin_dir=dict(type="path"),
+        container=dict(type="str"),
+        docker_bin=dict(type="str", default="docker"),
+    )
