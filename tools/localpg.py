@@ -253,13 +253,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     server = LocalPostgres(args.root, args.port, args.bindir)
     if args.action == "start":
+        was_running = server.running()
         server.start()
         server.wait_ready()
         created = server.ensure_databases()
         # Where pg_dump / pg_restore of this server's version are, for the rollback rehearsal.
         (server.root / "bindir").write_text(str(server.bindir) + "\n")
         print(
-            f"{server.version()} on 127.0.0.1:{server.port} (data {server.data}); "
+            ("already running: " if was_running else "started: ")
+            + f"{server.version()} on 127.0.0.1:{server.port} (data {server.data}); "
             f"databases {', '.join(DATABASES)} ready" + (f", created {', '.join(created)}" if created else "")
         )
     elif args.action == "stop":

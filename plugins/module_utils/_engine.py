@@ -58,6 +58,7 @@ class Options:
     only_safe: bool = False
     tracking_schema: str = "public"
     tracking_table: str = "schema_migrations"
+    backup_path: str | None = None  # the verified backup taken before this run, recorded per migration
 
 
 @dataclass
@@ -183,6 +184,14 @@ class Engine:
     @property
     def pid(self) -> int:
         return int(self.conn.info.backend_pid)
+
+    def setup(self) -> Report:
+        """Only the tracking tables: created or adopted on entry; check mode says what it would do."""
+        if self.check_mode:
+            self.report.tracking = self.tracking.setup_needed(self.conn)
+            self.report.changed = self.report.tracking is not None
+        self.report.before = self.report.after = sorted(self.applied_rows(), key=sort_key)
+        return self.report
 
     # -- planning ----------------------------------------------------------------------------
     def applied_rows(self) -> dict[str, AppliedRow]:
@@ -460,7 +469,9 @@ class Engine:
                 start = time.monotonic()
                 self._run(m.forward.statements)
                 ms = _elapsed_ms(start)
-                record = self.tracking.applied_sql(m, ms, self.host, self._rollback_copy(m))
+                record = self.tracking.applied_sql(
+                    m, ms, self.host, self._rollback_copy(m), self.options.backup_path
+                )
                 self.conn.execute(sql.Composed([record, sql.SQL("; COMMIT")]))
                 return ms
             except _StatementFailed:
@@ -550,7 +561,7 @@ class Engine:
             raise _StatementFailed(exc, statement) from exc
 
     def _finish_stepwise(self, m: Migration, ms: int) -> None:
-        self.tracking.record_applied(self.conn, m, ms, self.host, self._rollback_copy(m))
+        self.tracking.record_applied(self.conn, m, ms, self.host, self._rollback_copy(m), self.options.backup_path)
         self.tracking.finish_progress(self.conn, m.version)
 
     def _prepare_index(self, statement: Statement, resuming: bool, repaired: list[str]) -> bool:

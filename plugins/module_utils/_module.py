@@ -90,12 +90,15 @@ def run_migration(module: AnsibleModule) -> None:
         only_safe=p["only_safe"],
         tracking_schema=p["tracking_schema"],
         tracking_table=p["tracking_table"],
+        backup_path=p["backup"],
     )
     kwargs = _connection.connect_kwargs(p)
     target = _connection.describe(kwargs)
     try:
         with Engine(kwargs, options, check_mode=module.check_mode) as engine:
-            if p["state"] == "applied":
+            if p["state"] == "tracked":
+                report = engine.setup()
+            elif p["state"] == "applied":
                 report = engine.apply(migrations, p["version"], reference_kwargs(module))
             else:
                 report = engine.rollback(migrations, p["version"], p["steps"])

@@ -60,6 +60,8 @@ def migration_status(
                 checksum=m.checksum,
                 description=m.description,
                 declared_type=m.declared_type,
+                classification=m.classification,
+                reasons=m.breaking_reasons,
                 transactional=m.transactional,
             )
             if m.rollback_error:

@@ -36,6 +36,7 @@ EXTRA_COLUMNS = (
     ("applied_host", "TEXT"),
     ("rollback_sql", "TEXT"),
     ("tool_version", "TEXT"),
+    ("backup_path", "TEXT"),  # the verified backup taken before the run that applied it
 )
 
 
@@ -50,6 +51,7 @@ class AppliedRow:
     execution_ms: int | None = None
     applied_host: str | None = None
     tool_version: str | None = None
+    backup_path: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -112,6 +114,15 @@ class Tracking:
 
     def exists(self, conn: Any) -> bool:
         return bool(self.columns(conn))
+
+    def setup_needed(self, conn: Any) -> str | None:
+        """What ensure() would do, without doing it: "created", "adopted" or None."""
+        existing = self.columns(conn)
+        if not existing:
+            return "created"
+        missing = [n for n, _t in EXTRA_COLUMNS if n not in existing]
+        companions = [self.columns(conn, self.table + s) for s in ("_audit", "_progress")]
+        return "adopted" if missing or not all(companions) else None
 
     def ensure(self, conn: Any) -> str | None:
         """Create the tables, or adopt an existing schema_migrations by adding columns.
@@ -226,6 +237,7 @@ class Tracking:
                 execution_ms=values.get("execution_ms"),
                 applied_host=_text(values.get("applied_host")),
                 tool_version=_text(values.get("tool_version")),
+                backup_path=_text(values.get("backup_path")),
             )
         return result
 
@@ -252,7 +264,9 @@ class Tracking:
         return row[0] if row else None
 
     # -- writing -----------------------------------------------------------------------------
-    def applied_sql(self, migration: Migration, execution_ms: int, host: str, rollback_sql: str | None) -> Any:
+    def applied_sql(
+        self, migration: Migration, execution_ms: int, host: str, rollback_sql: str | None, backup: str | None = None
+    ) -> Any:
         """The tracking row and its audit row as one statement, values composed as SQL literals so that it
         can share a round trip with COMMIT (the simple query protocol takes no bound parameters).
 
@@ -268,17 +282,19 @@ class Tracking:
             "description": migration.description,
             "class": migration.classification,
             "rollback": rollback_sql,
+            "backup": backup,
         }
         return sql.SQL(
             "WITH audit AS (INSERT INTO {audit} (version, action, outcome, checksum, execution_ms, host,"
             " tool_version) VALUES ({version}, 'apply', 'succeeded', {checksum}, {ms}, {host}, {tool}))"
             " INSERT INTO {table} AS t (version, description, checksum, classification, execution_ms,"
-            " applied_host, rollback_sql, tool_version)"
-            " VALUES ({version}, {description}, {checksum}, {class_}, {ms}, {host}, {rollback}, {tool})"
+            " applied_host, rollback_sql, tool_version, backup_path)"
+            " VALUES ({version}, {description}, {checksum}, {class_}, {ms}, {host}, {rollback}, {tool}, {backup})"
             " ON CONFLICT (version) DO UPDATE SET description = COALESCE(t.description, EXCLUDED.description),"
             " checksum = EXCLUDED.checksum, classification = EXCLUDED.classification,"
             " execution_ms = EXCLUDED.execution_ms, applied_host = EXCLUDED.applied_host,"
-            " rollback_sql = EXCLUDED.rollback_sql, tool_version = EXCLUDED.tool_version"
+            " rollback_sql = EXCLUDED.rollback_sql, tool_version = EXCLUDED.tool_version,"
+            " backup_path = EXCLUDED.backup_path"
         ).format(
             audit=self.audit_ident,
             table=self.ident,
@@ -290,12 +306,19 @@ class Tracking:
             description=sql.Literal(values["description"]),
             class_=sql.Literal(values["class"]),
             rollback=sql.Literal(values["rollback"]),
+            backup=sql.Literal(values["backup"]),
         )
 
     def record_applied(
-        self, conn: Any, migration: Migration, execution_ms: int, host: str, rollback_sql: str | None
+        self,
+        conn: Any,
+        migration: Migration,
+        execution_ms: int,
+        host: str,
+        rollback_sql: str | None,
+        backup: str | None = None,
     ) -> None:
-        conn.execute(self.applied_sql(migration, execution_ms, host, rollback_sql))
+        conn.execute(self.applied_sql(migration, execution_ms, host, rollback_sql, backup))
 
     def record_rolled_back(self, conn: Any, version: str, checksum: str | None, ms: int, host: str) -> None:
         conn.execute(

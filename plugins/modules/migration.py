@@ -64,8 +64,10 @@ options:
     description:
       - V(applied) applies pending migrations (all, or only O(version)).
       - V(rolled_back) rolls back O(version), or the last O(steps) applied migrations, newest first.
+      - V(tracked) only creates the tracking tables, or adopts an existing C(schema_migrations) made by hand
+        as the guide shows (the guide's one-time setup); O(path) is not needed.
     type: str
-    choices: [applied, rolled_back]
+    choices: [applied, rolled_back, tracked]
     default: applied
   version:
     description:
@@ -125,7 +127,13 @@ options:
         names the other runner's session.
     type: float
     default: 300
+  backup:
+    description:
+      - Path of the verified backup taken before this run (see M(tme.migrations.backup)). It is recorded in the
+        C(backup_path) column of every migration this run applies, so each row names the backup that protects it.
+    type: str
 seealso:
+  - module: tme.migrations.backup
   - module: tme.migrations.migration_info
   - module: community.postgresql.postgresql_script
 """
@@ -225,7 +233,7 @@ from ansible_collections.tme.migrations.plugins.module_utils._module import comm
 def main() -> None:
     argument_spec = common_argument_spec()
     argument_spec.update(
-        state=dict(type="str", default="applied", choices=["applied", "rolled_back"]),
+        state=dict(type="str", default="applied", choices=["applied", "rolled_back", "tracked"]),
         version=dict(type="str"),
         steps=dict(type="int", default=1),
         only_safe=dict(type="bool", default=False),
@@ -235,6 +243,7 @@ def main() -> None:
         lock_retry_delay=dict(type="float", default=1.0),
         statement_timeout=dict(type="int", default=0),
         runner_lock_timeout=dict(type="float", default=300),
+        backup=dict(type="str"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     run_migration(module)

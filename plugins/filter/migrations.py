@@ -1,0 +1,34 @@
+# Copyright (c) 2026, TME Portal ops team
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Filters of tme.migrations: status_table, pending_markdown, in_business_hours, next_version."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.tme.migrations.plugins.plugin_utils import _report, _window
+
+
+def _wrap(function: Callable[..., Any]) -> Callable[..., Any]:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise AnsibleFilterError(f"tme.migrations.{function.__name__}: {exc}") from exc
+
+    call.__name__ = function.__name__
+    call.__doc__ = function.__doc__
+    return call
+
+
+class FilterModule:
+    def filters(self) -> dict[str, Callable[..., Any]]:
+        return {
+            "status_table": _wrap(_report.status_table),
+            "pending_markdown": _wrap(_report.pending_markdown),
+            "in_business_hours": _wrap(_window.in_business_hours),
+            "next_version": _wrap(_window.next_version),
+        }
