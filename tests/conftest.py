@@ -231,3 +231,122 @@ def playbook(tmp_path: Path) -> Any:
         return run_playbook(tmp_path, *args, **kwargs)
 
     return run
+
+
+# -- Docker: an engine of our own, images built without a registry, the guide's topology ----------
+@dataclass
+class PgContainer:
+    """tme-local/postgres in a container on the host network: the guide's tme-user-postgres-1."""
+
+    name: str
+    port: int
+    password: str
+    env: dict[str, str]
+
+    def psql(self, db: str, sql: str, user: str = "tme_user") -> str:
+        done = subprocess.run(
+            [
+                "docker",
+                "exec",
+                "-i",
+                self.name,
+                "psql",
+                "-X",
+                "-q",
+                "-t",
+                "-A",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-U",
+                user,
+                "-d",
+                db,
+            ],
+            input=sql,
+            text=True,
+            capture_output=True,
+            check=False,
+            env={**os.environ, **self.env},
+        )
+        if done.returncode != 0:
+            raise RuntimeError(done.stderr)
+        return done.stdout.strip()
+
+    def new_databases(self, count: int = 2) -> list[str]:
+        names = ["t_" + uuid.uuid4().hex[:12] for _ in range(count)]
+        for name in names:
+            self.psql("postgres", f'CREATE DATABASE "{name}" OWNER tme_user;', user="postgres")
+        return names
+
+
+def _docker_engine_or_skip() -> Any:
+    from localdocker import LocalDocker, why_no_engine
+
+    reason = why_no_engine()
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must run the Docker tests, but: {reason}")
+        pytest.skip(f"no Docker engine here: {reason}")
+    engine = LocalDocker(Path(tempfile.gettempdir()) / "tme-docker-tests")
+    engine.start()
+    engine.build_images()
+    return engine
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> Iterator[Any]:
+    """dockerd (vfs, host networking) with tme-local/postgres:18 and tme-local/portal:2.3/2.4."""
+    engine = _docker_engine_or_skip()
+    old = os.environ.get("DOCKER_HOST")
+    os.environ.update(engine.env)
+    yield engine
+    if old is None:
+        os.environ.pop("DOCKER_HOST", None)
+    else:
+        os.environ["DOCKER_HOST"] = old
+
+
+@pytest.fixture(scope="session")
+def pg_container(docker_engine: Any) -> Iterator[PgContainer]:
+    import secrets
+    import time
+
+    from localdocker import POSTGRES_IMAGE, docker
+
+    name = "tme-test-postgres-" + uuid.uuid4().hex[:6]
+    port = free_port()
+    password = secrets.token_urlsafe(18)
+    env = {**docker_engine.env, "POSTGRES_PASSWORD": password}
+    started = subprocess.run(
+        [
+            "docker",
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "host",
+            "-e",
+            "POSTGRES_PASSWORD",
+            "-e",
+            f"PGPORT={port}",
+            POSTGRES_IMAGE,
+        ],
+        env={**os.environ, **env},
+        text=True,
+        capture_output=True,
+        check=False,
+    )
+    assert started.returncode == 0, started.stderr
+    container = PgContainer(name, port, password, docker_engine.env)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            container.psql("postgres", "SELECT 1;")
+            break
+        except RuntimeError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    yield container
+    docker(["rm", "-f", name], docker_engine.root)

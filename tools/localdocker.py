@@ -20,7 +20,8 @@ and imported with `docker import` (no registry is reachable here):
   busybox httpd on ``$PORT`` whose ``/cgi-bin/health`` runs ``$PORTAL_HEALTH_SQL`` against
   ``$DATABASE_URL`` with psql (200 when it succeeds, 503 with the error otherwise). Release 2.3
   reads ``clients.company_name``, release 2.4 reads ``clients.legal_name`` (renamed by the
-  BREAKING example migration 013).
+  BREAKING example migration 013). Release 2.5 is 2.4 that also fails while any client lacks a
+  contact email: it passes a smoke test against an empty staging and fails against production data.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ PORTAL_IMAGE = "tme-local/portal"
 PORTAL_RELEASES = {
     "2.3": "SELECT count(company_name) FROM clients",
     "2.4": "SELECT count(legal_name) FROM clients",
+    # 2.5 also refuses to serve while any client lacks a contact email (division by zero): it passes
+    # against an empty staging and fails against production data, after the production apply.
+    "2.5": "SELECT count(legal_name) / (count(*) FILTER (WHERE contact_email IS NULL) = 0)::int FROM clients",
 }
 PG_UID = 999
 APP_UID = 1000
@@ -61,18 +65,21 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   printf '%s\n' "${POSTGRES_PASSWORD:?POSTGRES_PASSWORD is required on first start}" > "$pwfile"
   initdb --pgdata "$PGDATA" --username postgres --encoding UTF8 --locale C \
     --auth-local trust --auth-host scram-sha-256 --no-instructions >/dev/null
-  pg_ctl start --pgdata "$PGDATA" --wait --silent -o "-c listen_addresses='' -k /var/run/postgresql"
-  psql -X -q -v ON_ERROR_STOP=1 -h /var/run/postgresql -U postgres -d postgres \
+  # The init server listens only on a private socket: nobody mistakes it for the real one.
+  initsock="$(mktemp -d)"
+  pg_ctl start --pgdata "$PGDATA" --wait --silent -o "-c listen_addresses='' -k $initsock"
+  psql -X -q -v ON_ERROR_STOP=1 -h "$initsock" -U postgres -d postgres \
     -v user="$POSTGRES_USER" -v pwfile="$pwfile" <<'SQL'
 \set password `cat :'pwfile'`
 CREATE ROLE :"user" LOGIN CREATEDB PASSWORD :'password';
 SQL
   rm -f "$pwfile"
   for db in $POSTGRES_DATABASES; do
-    echo 'CREATE DATABASE :"db" OWNER :"user";' | psql -X -q -v ON_ERROR_STOP=1 -h /var/run/postgresql \
+    echo 'CREATE DATABASE :"db" OWNER :"user";' | psql -X -q -v ON_ERROR_STOP=1 -h "$initsock" \
       -U postgres -d postgres -v db="$db" -v user="$POSTGRES_USER" >/dev/null
   done
   pg_ctl stop --pgdata "$PGDATA" --wait --silent
+  rmdir "$initsock"
 fi
 exec postgres -c listen_addresses="${POSTGRES_LISTEN:-127.0.0.1}" -p "$PGPORT" -k /var/run/postgresql
 """
@@ -182,13 +189,15 @@ class LocalDocker:
                 return
             time.sleep(0.2)
 
-    def has_image(self, name: str) -> bool:
-        return docker(["image", "inspect", name], self.root).returncode == 0
+    def has_image(self, name: str, build: str | None = None) -> bool:
+        done = docker(["image", "inspect", "--format", '{{index .Config.Labels "tme.build"}}', name], self.root)
+        return done.returncode == 0 and (build is None or done.stdout.strip() == build)
 
     def build_images(self, force: bool = False) -> list[str]:
         """Build what is missing; returns the names built."""
         wanted = [POSTGRES_IMAGE] + [f"{PORTAL_IMAGE}:{r}" for r in PORTAL_RELEASES]
-        if not force and all(self.has_image(name) for name in wanted):
+        build = build_id()
+        if not force and all(self.has_image(name, build) for name in wanted):
             return []
         with tempfile.TemporaryDirectory(prefix="tme-rootfs-") as tmp:
             tarball = Path(tmp) / "rootfs.tar"
@@ -200,11 +209,22 @@ class LocalDocker:
 
     def _import(self, tarball: Path, name: str, changes: list[str]) -> None:
         argv = ["import"]
-        for change in changes:
+        for change in [*changes, f"LABEL tme.build={build_id()}"]:
             argv += ["--change", change]
         done = docker([*argv, str(tarball), name], self.root)
         if done.returncode != 0:
             raise RuntimeError(f"docker import {name} failed: {done.stderr.strip()}")
+
+
+def build_id() -> str:
+    """What the images are made of, hashed: a change to any of it rebuilds them."""
+    import hashlib
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from localpg import embedded_bindir
+
+    parts = [PG_ENTRYPOINT, PORTAL_START, PORTAL_HEALTH, PASSWD, GROUP, repr(PORTAL_RELEASES), str(embedded_bindir())]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 
 
 def postgres_changes() -> list[str]:

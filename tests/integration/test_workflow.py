@@ -1,0 +1,475 @@
+# Copyright (c) 2026, TME Portal ops team
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The release workflow end to end: the real playbooks through ansible-runner, on a real Docker
+engine, in the guide's topology (a postgres container holding staging and production, backups with
+docker exec pg_dump, the app container swapped) and on the bundled server.
+
+The app is tme-local/portal (tools/localdocker.py): release 2.3 reads clients.company_name, release
+2.4 reads clients.legal_name, which the BREAKING example migration 013 renames.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import stat
+import subprocess
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..conftest import REPO, PgContainer, free_port
+
+PLAYBOOKS = REPO / "playbooks"
+SAFE_BEFORE_013 = [f"{n:03d}" for n in range(1, 13)]
+
+
+@dataclass
+class Run:
+    rc: int
+    stdout: str
+    artifacts: Path
+
+
+@dataclass
+class Topology:
+    """Two inventory hosts (staging, production) and everything the playbooks write, in tmp_path."""
+
+    tmp: Path
+    hostvars: dict[str, dict[str, Any]]
+    password: str
+    container: PgContainer | None = None
+    env: dict[str, str] | None = None
+    runs: list[Run] | None = None
+
+    @property
+    def staging(self) -> dict[str, Any]:
+        return self.hostvars["staging-db"]
+
+    @property
+    def production(self) -> dict[str, Any]:
+        return self.hostvars["production-db"]
+
+    def run(self, playbook: str, **extravars: Any) -> Run:
+        import ansible_runner
+
+        private = Path(tempfile.mkdtemp(prefix="runner-", dir=self.tmp))
+        inventory = {
+            "all": {
+                "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
+                "children": {
+                    "staging": {"hosts": {"staging-db": self.staging}},
+                    "production": {"hosts": {"production-db": self.production}},
+                },
+            }
+        }
+        path = private / "hosts.json"
+        path.write_text(json.dumps(inventory))
+        runner = ansible_runner.run(
+            private_data_dir=str(private),
+            playbook=str(PLAYBOOKS / playbook),
+            inventory=str(path),
+            extravars=extravars,
+            envvars={"ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1", **(self.env or {})},
+            quiet=True,
+        )
+        run = Run(runner.rc, runner.stdout.read(), private / "artifacts")
+        self.runs = (self.runs or []) + [run]
+        return run
+
+    # -- reading the databases independently of the collection --------------------------------
+    def query(self, host: str, sql: str) -> list[tuple[Any, ...]]:
+        import psycopg
+
+        v = self.hostvars[host]
+        with psycopg.connect(
+            host=v["tme_db_host"],
+            port=v["tme_db_port"],
+            user="tme_user",
+            password=self.password,
+            dbname=v["tme_db_name"],
+        ) as conn:
+            cur = conn.execute(sql)
+            return cur.fetchall() if cur.description else []
+
+    def versions(self, host: str) -> list[str]:
+        if self.query(host, "SELECT to_regclass('schema_migrations')") == [(None,)]:
+            return []  # no tracking table: the database was never touched
+        rows = self.query(host, "SELECT version FROM schema_migrations ORDER BY version")
+        return [str(r[0])[:3] for r in rows]
+
+    def backups(self) -> list[Path]:
+        directory = Path(self.production["tme_backup_dir"])
+        return sorted(directory.glob("*.sql.gz")) if directory.exists() else []
+
+    def assert_no_secret(self) -> None:
+        """The password appears in no playbook output, runner artifact, report, log, backup or state file."""
+        needle = self.password
+        for run in self.runs or []:
+            assert needle not in run.stdout
+        for root in [self.tmp]:
+            for path in root.rglob("*"):
+                if path.is_file() and not path.is_symlink():
+                    data = path.read_bytes()
+                    if path.name.endswith(".gz"):
+                        try:
+                            data = gzip.decompress(data)
+                        except (OSError, EOFError, zlib.error):
+                            pass  # a deliberately damaged backup: its raw bytes are scanned
+                    assert needle.encode() not in data, f"the password is in {path}"
+
+
+def password_lookup(password: str) -> str:
+    """The inventory's reference to the password: a 0600 file outside what the test scans, as a
+    real inventory keeps it in a vault."""
+    directory = Path(tempfile.mkdtemp(prefix="tme-secret-"))
+    path = directory / "tme_user.password"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(password)
+    return "{{ lookup('ansible.builtin.file', '%s') }}" % path
+
+
+def _common(tmp: Path, migrations: Path) -> dict[str, Any]:
+    return {
+        "tme_migrations_dir": str(migrations),
+        "tme_db_user": "tme_user",
+        "tme_backup_dir": str(tmp / "backups"),
+        "tme_pending_file": str(tmp / "PENDING_MIGRATIONS.md"),
+        "tme_state_dir": str(tmp / "state"),
+        "tme_log_dir": str(tmp / "logs"),
+        "tme_business_hours": {"days": []},  # never in business hours: the tests may run any time
+    }
+
+
+@pytest.fixture
+def guide_topology(pg_container: PgContainer, migrations_dir: Path, tmp_path: Path) -> Topology:
+    """The guide's topology: both databases in one postgres container, backups through docker exec,
+    the app on the host network (no port publishing with --bridge=none), candidate on a free port."""
+    from localpg import embedded_bindir
+
+    staging_db, production_db = pg_container.new_databases(2)
+    app_port, smoke_port = free_port(), free_port()
+    common = _common(tmp_path, migrations_dir)
+    shared = {
+        **common,
+        "tme_db_host": "127.0.0.1",
+        "tme_db_port": pg_container.port,
+        "tme_db_password": password_lookup(pg_container.password),
+        "tme_db_container": pg_container.name,
+        "tme_pg_bin_dir": str(embedded_bindir()),  # the rehearsal's pg_dump, of the server's version
+        "tme_app_container": "tme-app-" + tmp_path.name[-12:].replace("_", "-").lower(),
+        "tme_app_network_mode": "host",
+        "tme_app_env": {"PORT": str(app_port)},
+        "tme_smoke_env": {"PORT": str(smoke_port)},
+        "tme_app_health_path": "/cgi-bin/health",
+        "tme_app_health_url": f"http://127.0.0.1:{app_port}/cgi-bin/health",
+    }
+    hostvars = {
+        "staging-db": {**shared, "tme_db_name": staging_db},
+        "production-db": {**shared, "tme_db_name": production_db, "tme_reference_host": "staging-db"},
+    }
+    topo = Topology(tmp_path, hostvars, pg_container.password, pg_container, dict(pg_container.env))
+    topo.production["smoke_port"] = smoke_port
+    return topo
+
+
+def docker_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *args], text=True, capture_output=True, check=False)
+
+
+def start_app(topo: Topology, image: str) -> None:
+    """What ops had running before the release: the app container on production."""
+    p = topo.production
+    env = {
+        **os.environ,
+        "PORT": p["tme_app_env"]["PORT"],
+        "DATABASE_URL": f"postgresql://tme_user:{topo.password}@127.0.0.1:{p['tme_db_port']}/{p['tme_db_name']}",
+    }
+    done = subprocess.run(
+        [
+            "docker",
+            "run",
+            "-d",
+            "--name",
+            p["tme_app_container"],
+            "--network",
+            "host",
+            "-e",
+            "PORT",
+            "-e",
+            "DATABASE_URL",
+            image,
+        ],
+        env=env,
+        text=True,
+        capture_output=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert health(topo)[0] == 200
+
+
+def health(topo: Topology, url: str | None = None) -> tuple[int, str]:
+    import time
+
+    target = url or topo.production["tme_app_health_url"]
+    for _ in range(40):
+        try:
+            with urllib.request.urlopen(target, timeout=5) as response:  # noqa: S310 - loopback only
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+        except OSError:
+            time.sleep(0.25)
+    return -1, "no answer"
+
+
+def app_image(topo: Topology) -> str:
+    done = docker_cli("inspect", "--format", "{{.Config.Image}}", topo.production["tme_app_container"])
+    return done.stdout.strip()
+
+
+def remove_app(topo: Topology) -> None:
+    docker_cli("rm", "-f", topo.production["tme_app_container"])
+
+
+def table_fingerprint(topo: Topology, table: str) -> tuple[int, str]:
+    row = topo.query(
+        "production-db",
+        f"SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {table} t",  # noqa: S608
+    )[0]
+    return int(row[0]), str(row[1])
+
+
+# -- apply-safe ---------------------------------------------------------------------------------
+def test_apply_safe_stops_at_the_breaking_migration(guide_topology: Topology) -> None:
+    topo = guide_topology
+    run = topo.run("apply-safe.yml")
+    assert run.rc == 0, run.stdout[-3000:]
+    assert topo.versions("staging-db") == [f"{n:03d}" for n in range(1, 16)]
+    assert topo.versions("production-db") == SAFE_BEFORE_013  # 013 is BREAKING; 014 and 015 wait behind it
+
+    pending = Path(topo.production["tme_pending_file"]).read_text()
+    section = pending.split("### 013_rename_client_company_name.sql")[1]
+    assert "- Type: BREAKING" in section and "- Production Applied: PENDING" in section
+    assert "- Can deploy before code: NO - MUST COORDINATE" in section
+    assert "- Blocked by: Next production deployment" in section
+    assert "### 014_add_invoice_reminder_flag.sql\n- Type: SAFE" in pending
+    assert "- Blocked by: 013_rename_client_company_name (BREAKING" in pending.split("### 015")[1]
+    assert "### 012_" not in pending
+
+    # The verified backup: 0600 in a 0700 directory, recorded in the rows of the migrations it protects.
+    [backup] = topo.backups()
+    assert stat.S_IMODE(backup.stat().st_mode) == 0o600
+    assert stat.S_IMODE(backup.parent.stat().st_mode) == 0o700
+    assert b"-- PostgreSQL database dump complete" in gzip.decompress(backup.read_bytes())[-400:]
+    recorded = {r[0] for r in topo.query("production-db", "SELECT DISTINCT backup_path FROM schema_migrations")}
+    assert recorded == {str(backup)}
+
+    again = topo.run("apply-safe.yml")
+    assert again.rc == 0
+    assert "changed=0" in again.stdout.split("PLAY RECAP")[1].splitlines()[1]  # production: nothing, no backup
+    assert len(topo.backups()) == 1
+    topo.assert_no_secret()
+
+
+# -- deploy-breaking ----------------------------------------------------------------------------
+@pytest.fixture
+def released(guide_topology: Topology) -> Any:
+    """Production after the scheduled SAFE runs (001-012), the 2.3 app serving it."""
+    topo = guide_topology
+    assert topo.run("apply-safe.yml").rc == 0
+    start_app(topo, "tme-local/portal:2.3")
+    yield topo
+    remove_app(topo)
+    docker_cli("rm", "-f", "tme-test")
+
+
+def test_deploy_breaking_end_to_end(released: Topology) -> None:
+    topo = released
+    run = topo.run(
+        "deploy-breaking.yml", app_image="tme-local/portal:2.4", smoke_test_port=topo.production["smoke_port"]
+    )
+    assert run.rc == 0, run.stdout[-4000:]
+    assert topo.versions("production-db") == [f"{n:03d}" for n in range(1, 16)]
+    assert app_image(topo) == "tme-local/portal:2.4"
+    status, body = health(topo)
+    assert status == 200 and "TME Portal 2.4 ok" in body
+    assert docker_cli("inspect", "tme-test").returncode != 0  # the candidate is always removed
+    state = Path(topo.production["tme_state_dir"]) / f"{topo.production['tme_app_container']}.previous-image"
+    assert state.read_text().strip() == "tme-local/portal:2.3"
+    backups = topo.backups()
+    assert len(backups) == 2  # apply-safe's and the release's
+    rows = topo.query("production-db", "SELECT backup_path FROM schema_migrations WHERE version LIKE '013%'")
+    assert rows == [(str(backups[-1]),)]
+    assert "Smoke test" in run.stdout and "answered 200" in run.stdout
+    assert "PENDING" not in Path(topo.production["tme_pending_file"]).read_text().split("## Not Yet")[0]
+    topo.assert_no_secret()
+
+
+def test_failing_smoke_test_leaves_production_untouched(released: Topology) -> None:
+    topo = released
+    before = (topo.versions("production-db"), topo.backups())
+    # The old release by mistake: 2.3 reads company_name, which staging no longer has.
+    run = topo.run(
+        "deploy-breaking.yml",
+        app_image="tme-local/portal:2.3",
+        smoke_test_port=topo.production["smoke_port"],
+        smoke_test_timeout=6,
+    )
+    assert run.rc != 0
+    assert "smoke test failed" in run.stdout and "Production was not touched" in run.stdout
+    assert (topo.versions("production-db"), topo.backups()) == before  # no migration, no backup
+    assert app_image(topo) == "tme-local/portal:2.3" and health(topo)[0] == 200
+    assert docker_cli("inspect", "tme-test").returncode != 0
+    [log] = list(Path(topo.production["tme_log_dir"]).glob("tme-test-*.log"))
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600
+    topo.assert_no_secret()
+
+
+def test_failure_after_the_production_apply_rolls_back(released: Topology) -> None:
+    topo = released
+    topo.query(
+        "production-db",
+        "INSERT INTO clients (company_name, contact_email, country_code) SELECT 'Client ' || g,"
+        " CASE WHEN g % 10 = 0 THEN NULL ELSE 'c' || g || '@example.com' END, 'AE' FROM generate_series(1, 250) g",
+    )
+    before = table_fingerprint(topo, "clients")
+    # Release 2.5 passes its smoke test against staging, then fails on production's data (clients
+    # without a contact email) after the production apply and the swap.
+    run = topo.run(
+        "deploy-breaking.yml",
+        app_image="tme-local/portal:2.5",
+        smoke_test_port=topo.production["smoke_port"],
+        app_release_timeout=6,
+    )
+    assert run.rc != 0
+    assert "answered 200" in run.stdout  # the smoke test passed
+    assert "deploy of tme-local/portal:2.5 failed" in run.stdout
+    assert topo.versions("production-db") == SAFE_BEFORE_013  # 015, 014, 013 rolled back
+    assert app_image(topo) == "tme-local/portal:2.3"
+    assert health(topo)[0] == 200  # the previous image serves again
+    assert table_fingerprint(topo, "clients") == before  # every row as it was, company_name back
+    assert len(topo.backups()) == 2
+    topo.assert_no_secret()
+
+
+# -- backups that do not verify -------------------------------------------------------------------
+def test_corrupt_backup_stops_the_production_apply(tmp_path: Path, db: Any, db2: Any, migrations_dir: Path) -> None:
+    """A pg_dump cut short (disk full, killed) still exits 0 here: the verification catches it."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    real = db.server.bindir / "pg_dump"
+    script = fake / "pg_dump"
+    script.write_text(f'#!/bin/sh\n"{real}" "$@" | head -n -8\n')  # the last lines lost
+    script.chmod(0o755)
+    for program in ("psql", "pg_restore"):
+        (fake / program).symlink_to(db.server.bindir / program)
+    topo = bundled_topology(tmp_path, db, db2, migrations_dir, pg_bin_dir=str(fake), tme_rehearse=False)
+    run = topo.run("apply-safe.yml")
+    assert run.rc != 0
+    assert "pg_dump's closing line" in run.stdout and "cut short" in run.stdout
+    assert topo.versions("production-db") == []  # nothing applied
+    assert topo.versions("staging-db") == [f"{n:03d}" for n in range(1, 16)]
+    assert list(Path(topo.production["tme_backup_dir"]).glob("*.sql.gz*")) == []  # nothing half-written kept
+    topo.assert_no_secret()
+
+
+# -- rollback.yml and restore.yml ---------------------------------------------------------------
+def bundled_topology(
+    tmp: Path, db: Any, db2: Any, migrations: Path, pg_bin_dir: str | None = None, **extra: Any
+) -> Topology:
+    shared = {
+        **_common(tmp, migrations),
+        "tme_db_host": "127.0.0.1",
+        "tme_db_port": db.server.port,
+        "tme_db_password": password_lookup(db.kwargs["password"]),
+        "tme_pg_bin_dir": pg_bin_dir or str(db.server.bindir),
+        "tme_breaking_allowed": True,  # no app runs against these databases
+        **extra,
+    }
+    hostvars = {
+        "staging-db": {**shared, "tme_db_name": db.name},
+        "production-db": {**shared, "tme_db_name": db2.name, "tme_reference_host": "staging-db"},
+    }
+    return Topology(tmp, hostvars, db.kwargs["password"])
+
+
+def _rollback_and_restore(topo: Topology) -> None:
+    assert topo.run("apply-safe.yml").rc == 0
+    assert topo.versions("production-db") == [f"{n:03d}" for n in range(1, 16)]
+    topo.query("production-db", "INSERT INTO clients (legal_name) SELECT 'Client ' || g FROM generate_series(1, 40) g")
+    rows_before = table_fingerprint(topo, "clients")
+
+    refused = topo.run("rollback.yml", target="staging", version="015_create_user_preferences")
+    assert refused.rc != 0 and "roll them back there first" in refused.stdout
+    assert topo.versions("staging-db")[-1] == "015"
+
+    run = topo.run("rollback.yml", target="production", steps=2)
+    assert run.rc == 0, run.stdout[-3000:]
+    assert topo.versions("production-db") == [f"{n:03d}" for n in range(1, 14)]
+    assert len(topo.backups()) == 2  # apply-safe's, and the one taken before the rollback
+    before_rollback = topo.backups()[-1]  # all 15 applied
+    topo.query("production-db", "DELETE FROM clients WHERE id % 2 = 0")  # then data is lost
+
+    unconfirmed = topo.run("restore.yml", target="production", backup=str(before_rollback))
+    assert unconfirmed.rc != 0 and "confirm_restore" in unconfirmed.stdout
+    assert topo.versions("production-db") == [f"{n:03d}" for n in range(1, 14)]
+
+    restored = topo.run(
+        "restore.yml", target="production", backup=str(before_rollback), confirm_restore=topo.production["tme_db_name"]
+    )
+    assert restored.rc == 0, restored.stdout[-3000:]
+    assert topo.versions("production-db") == [f"{n:03d}" for n in range(1, 16)]
+    assert topo.query("production-db", "SELECT to_regclass('user_preferences') IS NOT NULL") == [(True,)]
+    assert table_fingerprint(topo, "clients") == rows_before
+    assert len(topo.backups()) == 3  # the state before the restore was backed up too
+
+    broken = Path(topo.production["tme_backup_dir"]) / "damaged.sql.gz"
+    data = bytearray(before_rollback.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    broken.write_bytes(bytes(data))
+    bad = topo.run("restore.yml", target="staging", backup=str(broken))
+    assert bad.rc != 0 and "corrupt" in bad.stdout
+    assert topo.versions("staging-db") == [f"{n:03d}" for n in range(1, 16)]
+    topo.assert_no_secret()
+
+
+def test_rollback_and_restore_on_the_bundled_server(tmp_path: Path, db: Any, db2: Any, migrations_dir: Path) -> None:
+    _rollback_and_restore(bundled_topology(tmp_path, db, db2, migrations_dir))
+
+
+def test_rollback_and_restore_in_the_container_topology(guide_topology: Topology) -> None:
+    guide_topology.staging["tme_breaking_allowed"] = True
+    guide_topology.production["tme_breaking_allowed"] = True
+    _rollback_and_restore(guide_topology)
+
+
+def test_new_migration_and_setup_tracking(tmp_path: Path, db: Any, db2: Any, migrations_dir: Path) -> None:
+    topo = bundled_topology(tmp_path, db, db2, migrations_dir)
+    with db2.connect() as conn:  # the guide's one-time setup, done by hand before the tool came
+        conn.execute(
+            "CREATE TABLE schema_migrations (version VARCHAR(255) PRIMARY KEY, description TEXT,"
+            " applied_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP, applied_by VARCHAR(100) DEFAULT CURRENT_USER)"
+        )
+        conn.execute("INSERT INTO schema_migrations (version) VALUES ('001_initial_schema')")
+    run = topo.run("setup-tracking.yml")
+    assert run.rc == 0, run.stdout[-2000:]
+    assert "tracking tables created" in run.stdout and "tracking tables adopted" in run.stdout
+    assert topo.versions("production-db") == ["001"]
+    assert "changed=0" in topo.run("setup-tracking.yml").stdout.split("PLAY RECAP")[1]
+
+    made = topo.run("new-migration.yml", name="add_feature_x", type="BREAKING", tme_migrations_dir=str(migrations_dir))
+    assert made.rc == 0, made.stdout[-2000:]
+    text = (migrations_dir / "016_add_feature_x.sql").read_text()
+    assert "-- Type: BREAKING" in text and "-- ROLLBACK" in text and "VALUES ('016_add_feature_x'" in text
