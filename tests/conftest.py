@@ -273,7 +273,7 @@ class PgContainer:
         return done.stdout.strip()
 
     def new_databases(self, count: int = 2) -> list[str]:
-        names = ["t_" + uuid.uuid4().hex[:12] for _ in range(count)]
+        names = ["t_" + uuid.uuid4().hex[:12] for _index in range(count)]
         for name in names:
             self.psql("postgres", f'CREATE DATABASE "{name}" OWNER tme_user;', user="postgres")
         return names

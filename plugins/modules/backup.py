@@ -18,7 +18,7 @@ description:
     floor and pg_dump's closing line, which a dump cut short lacks; V(custom) by C(pg_restore --list).
     A backup that does not verify is removed and the task fails, so no later task relies on it.
   - Never two at once for one database on one host (a lock file in O(dest)), and never while another C(pg_dump)
-    of the database runs (a cron backup, for example): it waits up to O(wait_timeout) seconds.
+    of the database runs (a cron backup, for example); it waits up to O(wait_timeout) seconds.
   - Old backups of the same O(prefix) are removed by the retention rules O(keep) and O(max_age_days).
 author:
   - TME Portal ops team (@tme-portal)

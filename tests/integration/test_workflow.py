@@ -136,7 +136,7 @@ def password_lookup(password: str) -> str:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(password)
-    return "{{ lookup('ansible.builtin.file', '%s') }}" % path
+    return f"{{{{ lookup('ansible.builtin.file', '{path}') }}}}"
 
 
 def _common(tmp: Path, migrations: Path) -> dict[str, Any]:
@@ -223,7 +223,7 @@ def health(topo: Topology, url: str | None = None) -> tuple[int, str]:
     import time
 
     target = url or topo.production["tme_app_health_url"]
-    for _ in range(40):
+    for _attempt in range(40):
         try:
             with urllib.request.urlopen(target, timeout=5) as response:  # noqa: S310 - loopback only
                 return response.status, response.read().decode()
