@@ -19,7 +19,7 @@ demo: $(STAMP) server
 	$(VENV)/bin/ansible-playbook -i inventory/local playbooks/apply-safe.yml
 
 server: $(STAMP)
-	$(PY) tools/localpg.py start
+	$(VENV)/bin/ansible-playbook playbooks/local-postgres.yml
 
 stop: $(STAMP)
 	$(PY) tools/localpg.py stop

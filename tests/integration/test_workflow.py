@@ -314,6 +314,13 @@ def test_deploy_breaking_end_to_end(released: Topology) -> None:
     assert rows == [(str(backups[-1]),)]
     assert "Smoke test" in run.stdout and "answered 200" in run.stdout
     assert "PENDING" not in Path(topo.production["tme_pending_file"]).read_text().split("## Not Yet")[0]
+
+    # The emergency path afterwards: roll the release's migrations back and redeploy the recorded image.
+    back = topo.run("rollback.yml", target="production", steps=3, redeploy_previous=True)
+    assert back.rc == 0, back.stdout[-3000:]
+    assert topo.versions("production-db") == SAFE_BEFORE_013
+    assert app_image(topo) == "tme-local/portal:2.3"
+    assert health(topo)[0] == 200
     topo.assert_no_secret()
 
 
@@ -473,3 +480,34 @@ def test_new_migration_and_setup_tracking(tmp_path: Path, db: Any, db2: Any, mig
     assert made.rc == 0, made.stdout[-2000:]
     text = (migrations_dir / "016_add_feature_x.sql").read_text()
     assert "-- Type: BREAKING" in text and "-- ROLLBACK" in text and "VALUES ('016_add_feature_x'" in text
+
+
+def test_breaking_refused_in_business_hours_before_anything_changes(
+    tmp_path: Path, db: Any, db2: Any, migrations_dir: Path
+) -> None:
+    topo = bundled_topology(tmp_path, db, db2, migrations_dir, tme_breaking_allowed=False)
+    assert topo.run("apply-safe.yml").rc == 0
+    before = (topo.versions("staging-db"), topo.versions("production-db"), topo.backups())
+    always = {"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": "00:00", "end": "24:00"}
+    topo.production["tme_business_hours"] = always
+    run = topo.run("deploy-breaking.yml", app_image="tme-local/portal:2.4")
+    assert run.rc != 0
+    assert "013_rename_client_company_name are refused within business hours" in run.stdout
+    assert (topo.versions("staging-db"), topo.versions("production-db"), topo.backups()) == before
+
+
+def test_two_apply_safe_runs_at_once(tmp_path: Path, db: Any, db2: Any, migrations_dir: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    topo = bundled_topology(tmp_path, db, db2, migrations_dir, tme_rehearse=False)
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(lambda _n: topo.run("apply-safe.yml"), range(2)))
+    assert [r.rc for r in runs] == [0, 0], [r.stdout[-2000:] for r in runs]
+    assert topo.versions("production-db") == [f"{n:03d}" for n in range(1, 16)]
+    applied = topo.query(
+        "production-db",
+        "SELECT version, count(*) FROM schema_migrations_audit WHERE action = 'apply' GROUP BY version",
+    )
+    assert len(applied) == 15 and {count for _v, count in applied} == {1}  # each applied exactly once
+    for backup in topo.backups():
+        assert b"-- PostgreSQL database dump complete" in gzip.decompress(backup.read_bytes())[-400:]
