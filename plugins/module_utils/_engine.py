@@ -276,7 +276,13 @@ class Engine:
         refused = []
         for m in plan:
             row = rows.get(m.version)
-            if row is None:
+            if row is None and self.check_mode:
+                # A dry run of a whole workflow: the reference's own apply was only simulated too.
+                self.report.warnings.append(
+                    f"check mode: {m.version} is not applied on the reference {where} yet; "
+                    "a real run applies it here only after the reference has"
+                )
+            elif row is None:
                 refused.append(f"{m.version} ({m.path}): not applied on the reference {where}")
             elif not row.checksum:
                 refused.append(

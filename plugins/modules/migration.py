@@ -26,7 +26,9 @@ description:
     is retried on lock conflicts; when it gives up, the error names the blocking session.
   - A migration whose applied checksum differs from its file (drift) is refused unless O(allow_drift=true).
   - With O(reference), the promotion gate refuses any migration the reference database (staging) has not
-    applied with the same checksum, and applies nothing.
+    applied with the same checksum, and applies nothing. In check mode a migration the reference has not applied
+    yet is a warning instead (a dry run of the whole workflow simulated the reference's apply too); another
+    checksum there is still refused.
 author:
   - TME Portal ops team (@tme-portal)
 extends_documentation_fragment:
