@@ -59,7 +59,7 @@ class Topology:
     def production(self) -> dict[str, Any]:
         return self.hostvars["production-db"]
 
-    def run(self, playbook: str, **extravars: Any) -> Run:
+    def run(self, playbook: str, check: bool = False, **extravars: Any) -> Run:
         import ansible_runner
 
         private = Path(tempfile.mkdtemp(prefix="runner-", dir=self.tmp))
@@ -80,6 +80,7 @@ class Topology:
             inventory=str(path),
             extravars=extravars,
             envvars={"ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1", **(self.env or {})},
+            cmdline="--check" if check else None,
             quiet=True,
         )
         run = Run(runner.rc, runner.stdout.read(), private / "artifacts")
@@ -295,11 +296,21 @@ def released(guide_topology: Topology) -> Any:
     docker_cli("rm", "-f", "tme-test")
 
 
+def deploy(topo: Topology, image: str, check: bool = False, **extra: Any) -> Run:
+    """deploy-breaking.yml as ops run it, the candidate on the topology's free port (3001 by default)."""
+    port = topo.production["smoke_port"]
+    return topo.run("deploy-breaking.yml", check=check, app_image=image, smoke_test_port=port, **extra)
+
+
 def test_deploy_breaking_end_to_end(released: Topology) -> None:
     topo = released
-    run = topo.run(
-        "deploy-breaking.yml", app_image="tme-local/portal:2.4", smoke_test_port=topo.production["smoke_port"]
-    )
+    before = (topo.versions("staging-db"), topo.versions("production-db"), topo.backups())
+    dry = deploy(topo, "tme-local/portal:2.4", check=True)
+    assert dry.rc == 0, dry.stdout[-4000:]
+    assert (topo.versions("staging-db"), topo.versions("production-db"), topo.backups()) == before
+    assert app_image(topo) == "tme-local/portal:2.3" and docker_cli("inspect", "tme-test").returncode != 0
+
+    run = deploy(topo, "tme-local/portal:2.4")
     assert run.rc == 0, run.stdout[-4000:]
     assert topo.versions("production-db") == [f"{n:03d}" for n in range(1, 16)]
     assert app_image(topo) == "tme-local/portal:2.4"
@@ -328,12 +339,7 @@ def test_failing_smoke_test_leaves_production_untouched(released: Topology) -> N
     topo = released
     before = (topo.versions("production-db"), topo.backups())
     # The old release by mistake: 2.3 reads company_name, which staging no longer has.
-    run = topo.run(
-        "deploy-breaking.yml",
-        app_image="tme-local/portal:2.3",
-        smoke_test_port=topo.production["smoke_port"],
-        smoke_test_timeout=6,
-    )
+    run = deploy(topo, "tme-local/portal:2.3", smoke_test_timeout=6)
     assert run.rc != 0
     assert "smoke test failed" in run.stdout and "Production was not touched" in run.stdout
     assert (topo.versions("production-db"), topo.backups()) == before  # no migration, no backup
@@ -354,12 +360,7 @@ def test_failure_after_the_production_apply_rolls_back(released: Topology) -> No
     before = table_fingerprint(topo, "clients")
     # Release 2.5 passes its smoke test against staging, then fails on production's data (clients
     # without a contact email) after the production apply and the swap.
-    run = topo.run(
-        "deploy-breaking.yml",
-        app_image="tme-local/portal:2.5",
-        smoke_test_port=topo.production["smoke_port"],
-        app_release_timeout=6,
-    )
+    run = deploy(topo, "tme-local/portal:2.5", app_release_timeout=6)
     assert run.rc != 0
     assert "answered 200" in run.stdout  # the smoke test passed
     assert "deploy of tme-local/portal:2.5 failed" in run.stdout
