@@ -45,6 +45,7 @@ sanity: $(STAMP)
 bench: $(STAMP) server
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/apply_1000.py
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/classify_1000.py
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/backup_restore.py
 
 clean:
 	-$(PY) tools/localpg.py stop
