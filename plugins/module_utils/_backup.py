@@ -223,7 +223,10 @@ def running_dumps(tools: PgTools) -> list[str]:
     return rows
 
 
-def wait_for_other_dumps(tools: PgTools, timeout: float, sleep: Callable[[float], None] = time.sleep) -> float:
+def wait_for_other_dumps(
+    tools: PgTools, timeout: float, sleep: Callable[[float], None] = time.sleep, configured: float | None = None
+) -> float:
+    """Wait while another pg_dump of the database runs; ``configured`` is the wait the user set, for the message."""
     start = time.monotonic()
     while True:
         others = running_dumps(tools)
@@ -231,7 +234,8 @@ def wait_for_other_dumps(tools: PgTools, timeout: float, sleep: Callable[[float]
             return time.monotonic() - start
         if time.monotonic() - start >= timeout:
             raise BackupError(
-                f"{tools.where}: another pg_dump is still running after {timeout:g}s ({'; '.join(others)}); "
+                f"{tools.where}: another pg_dump is still running after {configured or timeout:g}s "
+                f"(pid {'; pid '.join(others)}); "
                 "not starting a second one"
             )
         sleep(1.0)
@@ -305,7 +309,7 @@ def make_backup(
     waited = lock.acquire(wait_timeout)
     try:
         try:
-            waited += wait_for_other_dumps(tools, max(wait_timeout - waited, 0))
+            waited += wait_for_other_dumps(tools, max(wait_timeout - waited, 0), configured=wait_timeout)
         except ToolError as exc:
             raise BackupError(str(exc)) from None
         moment = now or datetime.now(timezone.utc)
