@@ -41,7 +41,7 @@ from ansible_collections.tme.migrations.plugins.module_utils._restore import res
 
 def best(repeat: int, action: Callable[[], object]) -> float:
     times = []
-    for _ in range(repeat):
+    for _run in range(repeat):
         start = time.perf_counter()
         action()
         times.append(time.perf_counter() - start)
