@@ -86,14 +86,10 @@ def main() -> int:
                 subprocess.run(["gzip", "-6"], stdin=dump.stdout, stdout=handle, check=True)
                 dump.wait()
 
-        tools = PgTools(
-            dbname="bench_src",
-            user=kwargs["user"],
-            password=kwargs["password"],
-            host="127.0.0.1",
-            port=server.port,
-            bin_dir=str(bindir),
-        )
+        def tools_for(dbname: str) -> PgTools:
+            return PgTools(dbname, kwargs["user"], kwargs["password"], "127.0.0.1", server.port, str(bindir))
+
+        tools = tools_for("bench_src")
         made: list[str] = []
 
         def tme_backup() -> None:
@@ -114,14 +110,7 @@ def main() -> int:
             )
             zcat.wait()
 
-        target = PgTools(
-            dbname="bench_tme",
-            user=kwargs["user"],
-            password=kwargs["password"],
-            host="127.0.0.1",
-            port=server.port,
-            bin_dir=str(bindir),
-        )
+        target = tools_for("bench_tme")
 
         figures = [
             ("guide backup: pg_dump | gzip -6", best(args.repeat, guide_backup)),

@@ -17,33 +17,32 @@ from ansible_collections.tme.migrations.plugins.module_utils._pgtools import PgT
 from ansible_collections.tme.migrations.plugins.module_utils._restore import restore
 
 from ..conftest import Database
+from .test_modules import CONNECTION
 
-PLAY = """
+PLAY = (
+    """
 - name: Backup
   hosts: db
   gather_facts: false
   tasks:
     - name: Back up
       tme.migrations.backup:
-        login_host: "{{ h }}"
-        login_port: "{{ p }}"
-        login_user: "{{ u }}"
-        login_password: "{{ pw }}"
-        login_db: "{{ d }}"
+"""
+    + CONNECTION
+    + """\
         pg_bin_dir: "{{ bindir }}"
         dest: "{{ dest }}"
       register: made
 
     - name: Restore
       tme.migrations.restore:
-        login_host: "{{ h }}"
-        login_port: "{{ p }}"
-        login_user: "{{ u }}"
-        login_password: "{{ pw }}"
-        login_db: "{{ d }}"
+"""
+    + CONNECTION
+    + """\
         pg_bin_dir: "{{ bindir }}"
         src: "{{ made.path if not ansible_check_mode else existing }}"
 """
+)
 
 
 def tools(db: Database) -> PgTools:
