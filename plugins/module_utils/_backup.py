@@ -139,28 +139,17 @@ def _verify_sql(path: str) -> str:
 
 
 def _verify_custom(path: str, tools: PgTools) -> str:
-    with open(path, "rb") as handle:
-        data = handle.read() if tools.container else None
+    """pg_restore --list reads the dump's table of contents (in a container, from standard input)."""
     try:
         if tools.container:
-            out = tools.run("pg_restore", ["--list"], data=data, with_db=False)
+            with open(path, "rb") as handle:
+                out = tools.run("pg_restore", ["--list"], data=handle.read(), with_db=False)
         else:
-            out = _local_list(tools, path)
+            out = tools.run("pg_restore", ["--list", path], with_db=False)
     except ToolError as exc:
         raise BackupError(f"{path}: pg_restore --list cannot read it: {exc}") from None
     entries = [line for line in out.splitlines() if line and not line.startswith(";")]
     return f"pg_restore --list read {len(entries)} entries"
-
-
-def _local_list(tools: PgTools, path: str) -> str:
-    program = tools._program("pg_restore")
-    try:
-        done = subprocess.run([program, "--list", path], capture_output=True, check=False)  # noqa: S603
-    except FileNotFoundError:
-        raise ToolError(f"{program} not found") from None
-    if done.returncode != 0:
-        raise ToolError(done.stderr.decode(errors="replace").strip())
-    return str(done.stdout.decode(errors="replace"))
 
 
 # -- making one ------------------------------------------------------------------------------

@@ -103,3 +103,17 @@ def test_a_restore_that_fails_half_way_changes_nothing(db: Database, tmp_path: P
         restore(tools(db), str(bad))
     assert "is duplicated" in str(info.value) and db.kwargs["password"] not in str(info.value)
     assert db.scalar("SELECT count(*) FROM t") == 3 and "later" in db.tables()  # exactly as it was
+
+
+def test_custom_format_verified_and_restored(db: Database, tmp_path: Path) -> None:
+    db.query("CREATE TABLE t (id int); INSERT INTO t VALUES (1), (2)")
+    made = make_backup(tools(db), str(tmp_path), "db", fmt="custom")
+    assert made.path.endswith(".dump") and made.verified.startswith("pg_restore --list read")
+    db.query("DELETE FROM t")
+    assert restore(tools(db), made.path).format == "custom"
+    assert db.scalar("SELECT count(*) FROM t") == 2
+    damaged = tmp_path / "damaged.dump"
+    damaged.write_bytes(Path(made.path).read_bytes()[:300])
+    with pytest.raises(BackupError, match="pg_restore --list cannot read it"):
+        restore(tools(db), str(damaged), min_size=16)
+    assert db.scalar("SELECT count(*) FROM t") == 2
