@@ -145,7 +145,7 @@ def _common(tmp: Path, migrations: Path) -> dict[str, Any]:
         "tme_migrations_dir": str(migrations),
         "tme_db_user": "tme_user",
         "tme_backup_dir": str(tmp / "backups"),
-        "tme_pending_file": str(tmp / "PENDING_MIGRATIONS.md"),
+        "tme_pending_file": str(tmp / "reports" / "PENDING_MIGRATIONS.md"),  # a directory not made yet
         "tme_state_dir": str(tmp / "state"),
         "tme_log_dir": str(tmp / "logs"),
         "tme_business_hours": {"days": []},  # never in business hours: the tests may run any time
