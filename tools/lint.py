@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / ".collections"))
 
-from ansible_collections.tme.migrations.plugins.module_utils._lint import (  # noqa: E402
+from ansible_collections.tme.migrations.plugins.plugin_utils._lint import (  # noqa: E402
     FAIL_ON,
     failing,
     lint_path,

@@ -9,8 +9,8 @@ from typing import Any
 
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.tme.migrations.plugins.module_utils._files import HAS_PGLAST
-from ansible_collections.tme.migrations.plugins.module_utils._lint import FAIL_ON, failing, lint_path, render
+from ansible_collections.tme.migrations.plugins.plugin_utils._files import HAS_PGLAST
+from ansible_collections.tme.migrations.plugins.plugin_utils._lint import FAIL_ON, failing, lint_path, render
 from ansible_collections.tme.migrations.plugins.plugin_utils._migration_files import resolve_path
 
 _SPEC = {

@@ -17,8 +17,8 @@ from ansible.errors import AnsibleError
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.tme.migrations.plugins.module_utils._files import HAS_PGLAST, load_path
 from ansible_collections.tme.migrations.plugins.module_utils._model import MigrationError
+from ansible_collections.tme.migrations.plugins.plugin_utils._files import HAS_PGLAST, load_path
 
 
 def resolve_path(action: ActionBase, path: str) -> str:

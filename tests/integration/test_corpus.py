@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.tme.migrations.plugins.module_utils._files import load_directory
-from ansible_collections.tme.migrations.plugins.module_utils._lint import lint_path
 from ansible_collections.tme.migrations.plugins.module_utils._rehearsal import rehearse
+from ansible_collections.tme.migrations.plugins.plugin_utils._files import load_directory
+from ansible_collections.tme.migrations.plugins.plugin_utils._lint import lint_path
 
 from ..conftest import PG15_BINDIR, REPO, Database
 

@@ -11,9 +11,9 @@ import subprocess
 from pathlib import Path
 
 from ansible_collections.tme.migrations.plugins.module_utils._engine import Engine, Options
-from ansible_collections.tme.migrations.plugins.module_utils._files import load_directory
 from ansible_collections.tme.migrations.plugins.module_utils._rehearsal import rehearse
 from ansible_collections.tme.migrations.plugins.module_utils._schema import snapshot
+from ansible_collections.tme.migrations.plugins.plugin_utils._files import load_directory
 
 from ..conftest import Database, run_playbook
 from .test_modules import CONNECTION, hostvars

@@ -9,8 +9,8 @@ import textwrap
 
 import pytest
 
-from ansible_collections.tme.migrations.plugins.module_utils._classify import classify_sql
-from ansible_collections.tme.migrations.plugins.module_utils._files import load_path
+from ansible_collections.tme.migrations.plugins.plugin_utils._classify import classify_sql
+from ansible_collections.tme.migrations.plugins.plugin_utils._files import load_path
 
 S, B = "SAFE", "BREAKING"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.tme.migrations.plugins.module_utils import _files
+from ansible_collections.tme.migrations.plugins.plugin_utils import _files
 from ansible_collections.tme.migrations.plugins.module_utils._model import Migration, MigrationError
 from ansible_collections.tme.migrations.plugins.module_utils._versions import parse_version, sort_key
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible_collections.tme.migrations.plugins.module_utils._classify import ERROR, INFO, WARNING
-from ansible_collections.tme.migrations.plugins.module_utils._files import Source, discover_path, load_source
 from ansible_collections.tme.migrations.plugins.module_utils._model import MigrationError
+from ansible_collections.tme.migrations.plugins.plugin_utils._classify import ERROR, INFO, WARNING
+from ansible_collections.tme.migrations.plugins.plugin_utils._files import Source, discover_path, load_source
 
 FAIL_ON = {"error": (ERROR,), "warning": (ERROR, WARNING), "never": ()}
 

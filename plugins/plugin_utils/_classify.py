@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from ansible_collections.tme.migrations.plugins.module_utils._model import BREAKING, SAFE, MigrationError
-from ansible_collections.tme.migrations.plugins.module_utils._sqlparse import (
+from ansible_collections.tme.migrations.plugins.plugin_utils._sqlparse import (
     HAS_PGLAST,
     Parsed,
     is_transactional,
