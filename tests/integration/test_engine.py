@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from ansible_collections.tme.migrations.plugins.plugin_utils import _files
 from ansible_collections.tme.migrations.plugins.module_utils._engine import Engine, EngineError, Options
 from ansible_collections.tme.migrations.plugins.module_utils._status import migration_status, runner_active
 from ansible_collections.tme.migrations.plugins.module_utils._tracking import Tracking
+from ansible_collections.tme.migrations.plugins.plugin_utils import _files
 
 from ..conftest import EXAMPLES, Database
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.tme.migrations.plugins.plugin_utils import _files
 from ansible_collections.tme.migrations.plugins.module_utils._model import Migration, MigrationError
 from ansible_collections.tme.migrations.plugins.module_utils._versions import parse_version, sort_key
+from ansible_collections.tme.migrations.plugins.plugin_utils import _files
 
 # The guide's template, word for word (Migration Workflow Guide, "Migration Template").
 GUIDE_TEMPLATE = """-- Migration: 016_add_feature_x.sql
