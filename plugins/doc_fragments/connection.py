@@ -12,7 +12,8 @@ class ModuleDocFragment:
 options:
   login_host:
     description:
-      - Host running the database. Unset, libpq's E(PGHOST) or its default (the local socket) applies.
+      - Host running the database. Unset, the address of O(container) on its docker network when that is
+        given, else libpq's E(PGHOST) or its default (the local socket) applies.
     type: str
     aliases: [host]
   login_port:
@@ -54,11 +55,36 @@ options:
       - Further libpq connection parameters, for example C(sslcert) or C(options). They take precedence.
     type: dict
     default: {}
+  container:
+    description:
+      - The container the database runs in, on the host that runs the module, for example
+        C(tme-user-postgres-1) (the team guide's server). Nothing needs to be published or installed for it:
+        without O(login_host) the module connects to the container's address on its docker network (read
+        with C(docker inspect)), and PostgreSQL's client programs (C(pg_dump), C(pg_restore), C(psql)) run
+        inside it with C(docker exec), over its local socket, as the guide's commands do.
+    type: str
+  container_network:
+    description:
+      - The docker network whose address of O(container) is used, when the container is on several.
+    type: str
+  docker_bin:
+    description:
+      - The docker client used with O(container). E(DOCKER_HOST) and the like apply.
+    type: str
+    default: docker
+  pg_bin_dir:
+    description:
+      - Directory of C(pg_dump), C(pg_restore) and C(psql) on the host that runs the module, when they are
+        not in E(PATH) (backups, restores and the rollback rehearsal run them). They must be at least the
+        server's major version. Ignored with O(container), whose own programs are used.
+    type: path
 requirements:
-  - psycopg >= 3.1 on the host that runs the module
+  - psycopg >= 3.1 on the host that runs the module (C(playbooks/prepare.yml) installs it in a virtualenv there)
 notes:
   - Migration files are read and parsed where the playbook runs (the controller), which needs the
     Python library C(pglast); the host that runs the module needs only Python and C(psycopg).
+  - The password never appears on a command line, in results or in messages; client programs get it as
+    E(PGPASSWORD) in their environment (with O(container), through C(docker exec -e PGPASSWORD)).
 """
 
     TRACKING = r"""
@@ -114,6 +140,16 @@ options:
         description: Further libpq parameters.
         type: dict
         default: {}
+      container:
+        description: The container the reference database runs in (its address on the docker network is used).
+        type: str
+      container_network:
+        description: The docker network of that container whose address is used.
+        type: str
+      docker_bin:
+        description: The docker client.
+        type: str
+        default: docker
 """
 
     INTERNAL = r"""

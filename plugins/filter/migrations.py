@@ -1,7 +1,8 @@
 # Copyright (c) 2026, TME Portal ops team
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Filters of tme.migrations: status_table, pending_markdown, in_business_hours, next_version."""
+"""Filters of tme.migrations: status_table, pending_markdown, in_business_hours, next_version,
+connection_options."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any, Callable
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.tme.migrations.plugins.plugin_utils import _report, _window
+from ansible_collections.tme.migrations.plugins.plugin_utils import _inventory, _report, _window
 
 
 def _wrap(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -31,4 +32,5 @@ class FilterModule:
             "pending_markdown": _wrap(_report.pending_markdown),
             "in_business_hours": _wrap(_window.in_business_hours),
             "next_version": _wrap(_window.next_version),
+            "connection_options": _wrap(_inventory.connection_options),
         }

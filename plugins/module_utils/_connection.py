@@ -1,12 +1,17 @@
 # Copyright (c) 2026, TME Portal ops team
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Connection options with community.postgresql's names; what is not given falls back to libpq's
-environment (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGPASSFILE, PGSSLMODE, ...)."""
+"""The one way to reach PostgreSQL: connection options with community.postgresql's names (what is not
+given falls back to libpq's environment: PGHOST, PGPORT, PGUSER, PGPASSWORD, PGPASSFILE, ...), the
+database container of the team's server (its address on the docker network; client programs through
+``docker exec``, see _pgtools), and the scrubber that keeps the password out of every message."""
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote, quote_plus
+
+from ansible_collections.tme.migrations.plugins.module_utils._docker import ContainerError, container_address
 
 try:
     import psycopg
@@ -21,7 +26,8 @@ APPLICATION_NAME = "tme.migrations"
 
 
 def connection_argument_spec() -> dict[str, Any]:
-    """The connection options of every module; see the doc fragment tme.migrations.connection."""
+    """The connection options of every module (one set, so that module_defaults on the action group
+    fits them all); see the doc fragment tme.migrations.connection."""
     return dict(
         login_host=dict(type="str", aliases=["host"]),
         login_port=dict(type="int", aliases=["port"]),
@@ -32,12 +38,21 @@ def connection_argument_spec() -> dict[str, Any]:
         ssl_mode=dict(type="str", choices=["allow", "disable", "prefer", "require", "verify-ca", "verify-full"]),
         ca_cert=dict(type="str", aliases=["ssl_rootcert"]),
         connect_params=dict(type="dict", default={}),
+        container=dict(type="str"),
+        container_network=dict(type="str"),
+        docker_bin=dict(type="str", default="docker"),
+        pg_bin_dir=dict(type="path"),
     )
+
+
+_NOT_IN_REFERENCE = ("pg_bin_dir",)
 
 
 def reference_argument_spec() -> dict[str, Any]:
     """The same options as a sub-dictionary: the reference (staging) database of the promotion gate."""
     spec = connection_argument_spec()
+    for name in _NOT_IN_REFERENCE:
+        spec.pop(name)
     for option in spec.values():
         option.pop("aliases", None)
     return spec
@@ -58,8 +73,16 @@ def connect_kwargs(params: dict[str, Any], connect_timeout: int = 10) -> dict[st
         value = params.get(option)
         if value not in (None, ""):
             kwargs[keyword] = value
-    # A Unix socket directory takes the host's place, as in libpq.
+    # A Unix socket directory takes the host's place, as in libpq; a database container without a
+    # published port is reached at its address on its docker network.
     host = params.get("login_unix_socket") or params.get("login_host")
+    if not host and params.get("container"):
+        try:
+            host = container_address(
+                params["container"], params.get("container_network"), params.get("docker_bin") or "docker"
+            )
+        except ContainerError as exc:
+            raise ConnectionError(str(exc)) from None
     if host:
         kwargs["host"] = host
     kwargs.update(params.get("connect_params") or {})
@@ -79,8 +102,16 @@ def connect(kwargs: dict[str, Any], autocommit: bool = True) -> psycopg.Connecti
     try:
         return psycopg.connect(autocommit=autocommit, **kwargs)
     except psycopg.OperationalError as exc:
-        message = str(exc).strip()
-        password = kwargs.get("password")
-        if password:
-            message = message.replace(str(password), "********")
+        message = scrub(str(exc).strip(), kwargs.get("password"))
         raise ConnectionError(f"cannot connect to {describe(kwargs)}: {message}") from None
+
+
+def scrub(text: str, password: Any) -> str:
+    """The text without the password, raw or in the encoded forms a URL or a log may carry it in."""
+    if not password:
+        return text
+    secret = str(password)
+    for form in sorted({secret, quote(secret, safe=""), quote_plus(secret), quote(secret)}, key=len, reverse=True):
+        if form:
+            text = text.replace(form, "********")
+    return text

@@ -55,6 +55,7 @@ class Options:
     retry_delay: float = 1.0
     runner_lock_timeout: float = 300.0
     allow_drift: bool = False
+    accept_drift: tuple[str, ...] = ()  # versions whose edited file is accepted as applied, audited
     only_safe: bool = False
     tracking_schema: str = "public"
     tracking_table: str = "schema_migrations"
@@ -72,6 +73,10 @@ class Report:
     pending: list[str] = field(default_factory=list)
     waiting: list[dict[str, Any]] = field(default_factory=list)
     drifted: list[dict[str, Any]] = field(default_factory=list)
+    drift_accepted: list[dict[str, Any]] = field(default_factory=list)
+    adopted: list[dict[str, Any]] = field(default_factory=list)  # rows applied by hand, taken over
+    rechecksummed: list[dict[str, Any]] = field(default_factory=list)  # earlier checksum scheme replaced
+    unmatched: list[dict[str, Any]] = field(default_factory=list)  # rows no migration file accounts for
     warnings: list[str] = field(default_factory=list)
     before: list[str] = field(default_factory=list)
     after: list[str] = field(default_factory=list)
@@ -85,6 +90,10 @@ class Report:
             "pending": self.pending,
             "waiting": self.waiting,
             "drifted": self.drifted,
+            "drift_accepted": self.drift_accepted,
+            "adopted": self.adopted,
+            "rechecksummed": self.rechecksummed,
+            "unmatched": self.unmatched,
         }
 
 
@@ -185,30 +194,71 @@ class Engine:
     def pid(self) -> int:
         return int(self.conn.info.backend_pid)
 
-    def setup(self) -> Report:
-        """Only the tracking tables: created or adopted on entry; check mode says what it would do."""
+    def setup(self, migrations: list[Migration] | None = None) -> Report:
+        """The guide's one-time setup: the tracking tables created or completed on entry and, given the
+        files, every row applied by hand (no checksum) adopted with its file's checksum; check mode
+        says what it would do."""
         if self.check_mode:
             self.report.tracking = self.tracking.setup_needed(self.conn)
             self.report.changed = self.report.tracking is not None
-        self.report.before = self.report.after = sorted(self.applied_rows(), key=sort_key)
+        applied = self.applied_rows()
+        if migrations is not None:
+            self._take_over(migrations, applied)
+        self.report.before = self.report.after = sorted(applied, key=sort_key)
         return self.report
+
+    def _take_over(self, migrations: list[Migration], applied: dict[str, AppliedRow]) -> None:
+        """Adopt rows without a checksum whose file exists, move checksums of the earlier scheme to the
+        current one, and report rows that no file accounts for (never accepted silently)."""
+        files = {m.version: m for m in migrations}
+        for version in sorted(applied, key=sort_key):
+            row, m = applied[version], files.get(version)
+            if m is None:
+                self.report.unmatched.append(
+                    {"version": version, "checksum": row.checksum, "applied_at": row.applied_at}
+                )
+                self.report.warnings.append(
+                    f"{version} is recorded in {self.tracking.name} but no migration file has that version: "
+                    "not adopted; restore its file, or remove the row after checking the schema"
+                )
+                continue
+            if not row.checksum:
+                action, detail, into = "adopt", "applied by hand, not by this tool", self.report.adopted
+            elif row.checksum == m.legacy_checksum and row.checksum != m.checksum:
+                action, detail, into = "rechecksum", "checksum of the earlier scheme", self.report.rechecksummed
+            else:
+                continue
+            into.append({"version": version, "path": m.path, "checksum": m.checksum, "applied_at": row.applied_at})
+            self.report.changed = True
+            if not self.check_mode:
+                self.tracking.take_over(
+                    self.conn,
+                    version,
+                    action,
+                    m.checksum,
+                    m.classification,
+                    self._rollback_copy(m),
+                    self.host,
+                    f"{detail}; checksum of {m.path} recorded",
+                )
 
     # -- planning ----------------------------------------------------------------------------
     def applied_rows(self) -> dict[str, AppliedRow]:
         return self.tracking.applied(self.conn)
 
     def check_drift(self, migrations: list[Migration], applied: dict[str, AppliedRow]) -> None:
+        accept = set(self.options.accept_drift)
         for m in migrations:
             row = applied.get(m.version)
-            if row is not None and row.checksum and row.checksum != m.checksum:
-                self.report.drifted.append(
-                    {
-                        "version": m.version,
-                        "path": m.path,
-                        "applied_checksum": row.checksum,
-                        "file_checksum": m.checksum,
-                    }
-                )
+            if row is not None and row.checksum and not m.matches(row.checksum):
+                entry = {
+                    "version": m.version,
+                    "path": m.path,
+                    "applied_checksum": row.checksum,
+                    "file_checksum": m.checksum,
+                }
+                (self.report.drift_accepted if m.version in accept else self.report.drifted).append(entry)
+        self._accept_drift(accept, {m.version: m for m in migrations})
         if self.report.drifted and not self.options.allow_drift:
             names = ", ".join(f"{d['path']} ({d['version']})" for d in self.report.drifted)
             raise EngineError(
@@ -219,6 +269,27 @@ class Engine:
             )
         for d in self.report.drifted:
             self.report.warnings.append(f"drift accepted: {d['path']} differs from what was applied")
+
+    def _accept_drift(self, accept: set[str], files: dict[str, Migration]) -> None:
+        """Record the edited file's checksum for each drifted version named in accept_drift, audited."""
+        accepted = {d["version"] for d in self.report.drift_accepted}
+        for version in sorted(accept - accepted, key=sort_key):
+            self.report.warnings.append(f"accept_drift: {version} has not drifted on this database; nothing to accept")
+        for d in self.report.drift_accepted:
+            m = files[d["version"]]
+            self.report.changed = True
+            if not self.check_mode:
+                self.tracking.take_over(
+                    self.conn,
+                    m.version,
+                    "accept_drift",
+                    m.checksum,
+                    m.classification,
+                    self._rollback_copy(m),
+                    self.host,
+                    f"file edited after it was applied; accepted, checksum {d['applied_checksum'][:12]} "
+                    f"-> {m.checksum[:12]}",
+                )
 
     def plan_apply(
         self, migrations: list[Migration], version: str | None, applied: dict[str, AppliedRow]
@@ -286,10 +357,10 @@ class Engine:
                 refused.append(f"{m.version} ({m.path}): not applied on the reference {where}")
             elif not row.checksum:
                 refused.append(
-                    f"{m.version} ({m.path}): the reference applied it without a checksum (by hand); "
-                    "apply it there with this tool first"
+                    f"{m.version} ({m.path}): the reference has it applied by hand and not adopted (no checksum); "
+                    "run playbooks/setup-tracking.yml, which records its file's checksum there, then run again"
                 )
-            elif row.checksum != m.checksum:
+            elif not m.matches(row.checksum):
                 refused.append(
                     f"{m.version} ({m.path}): the reference applied another version of this file "
                     f"(checksum {row.checksum[:12]} there, {m.checksum[:12]} here)"
@@ -475,9 +546,7 @@ class Engine:
                 start = time.monotonic()
                 self._run(m.forward.statements)
                 ms = _elapsed_ms(start)
-                record = self.tracking.applied_sql(
-                    m, ms, self.host, self._rollback_copy(m), self.options.backup_path
-                )
+                record = self.tracking.applied_sql(m, ms, self.host, self._rollback_copy(m), self.options.backup_path)
                 self.conn.execute(sql.Composed([record, sql.SQL("; COMMIT")]))
                 return ms
             except _StatementFailed:
@@ -624,7 +693,7 @@ class Engine:
         return self.report
 
     def _rollback_script(self, version: str, m: Migration | None, row: AppliedRow) -> tuple[Script, str]:
-        matches = m is not None and (row.checksum is None or row.checksum == m.checksum)
+        matches = m is not None and (row.checksum is None or m.matches(row.checksum))
         if m is not None and m.rollback is not None and matches and not m.rollback_error:
             return m.rollback, m.rollback.path
         stored = self.tracking.stored_rollback(self.conn, version)

@@ -88,7 +88,7 @@ class Migration:
     path: str
     forward: Script
     rollback: Script | None
-    checksum: str
+    checksum: str  # sha256 of the forward SQL's tokens: comments and whitespace do not count
     description: str = ""
     declared_type: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
@@ -96,6 +96,11 @@ class Migration:
     detected_type: str | None = None  # SAFE or BREAKING as read from the SQL (see _classify)
     rollback_type: str | None = None  # the same for the rollback script
     findings: tuple[dict[str, Any], ...] = ()  # what the analysis found: rule, severity, line, message ...
+    legacy_checksum: str = ""  # the earlier scheme (sha256 of the forward text), still accepted
+
+    def matches(self, recorded: str | None) -> bool:
+        """Whether a checksum recorded in a tracking table is this file's (either scheme)."""
+        return bool(recorded) and recorded in (self.checksum, self.legacy_checksum)
 
     @property
     def transactional(self) -> bool:
@@ -130,6 +135,7 @@ class Migration:
             "detected_type": self.detected_type,
             "rollback_type": self.rollback_type,
             "findings": list(self.findings),
+            "legacy_checksum": self.legacy_checksum,
         }
 
     @classmethod
@@ -148,6 +154,7 @@ class Migration:
             detected_type=data.get("detected_type"),
             rollback_type=data.get("rollback_type"),
             findings=tuple(data.get("findings") or ()),
+            legacy_checksum=data.get("legacy_checksum") or "",
         )
 
 

@@ -13,6 +13,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.tme.migrations.plugins.module_utils import _connection
 from ansible_collections.tme.migrations.plugins.module_utils._engine import Engine, EngineError, Options
 from ansible_collections.tme.migrations.plugins.module_utils._model import Migration
+from ansible_collections.tme.migrations.plugins.module_utils._pgtools import PgTools
 from ansible_collections.tme.migrations.plugins.module_utils._status import (
     compare,
     migration_status,
@@ -87,6 +88,7 @@ def run_migration(module: AnsibleModule) -> None:
         retry_delay=p["lock_retry_delay"],
         runner_lock_timeout=p["runner_lock_timeout"],
         allow_drift=p["allow_drift"],
+        accept_drift=tuple(p["accept_drift"] or ()),
         only_safe=p["only_safe"],
         tracking_schema=p["tracking_schema"],
         tracking_table=p["tracking_table"],
@@ -97,14 +99,14 @@ def run_migration(module: AnsibleModule) -> None:
     try:
         with Engine(kwargs, options, check_mode=module.check_mode) as engine:
             if p["state"] == "tracked":
-                report = engine.setup()
+                report = engine.setup(migrations if p.get("path") else None)
             elif p["state"] == "applied":
                 report = engine.apply(migrations, p["version"], reference_kwargs(module))
             else:
                 report = engine.rollback(migrations, p["version"], p["steps"])
     except EngineError as exc:
         details = exc.report.as_dict() if exc.report else {}
-        details["changed"] = bool(exc.report and (exc.report.applied or exc.report.rolled_back or exc.report.tracking))
+        details["changed"] = bool(exc.report and exc.report.changed and not module.check_mode)
         if exc.report and exc.report.warnings:
             details["warnings"] = exc.report.warnings
         module.fail_json(msg=f"{target}: {exc.message}", invocation=invocation(module), **details)
@@ -169,11 +171,7 @@ def run_rehearsal(module: AnsibleModule) -> None:
 
     outcomes: list[Outcome] = []
     chosen: list[Migration] = []
-
-    def run(argv: list[str], env: dict[str, str]) -> tuple[int, str, str]:
-        rc, out, err = module.run_command(argv, environ_update=env)
-        return rc, out, err
-
+    tools = None if p["from_empty"] else PgTools.from_params({**p, "login_db": kwargs.get("dbname") or p["login_db"]})
     try:
         if p["from_empty"]:
             chosen = migrations
@@ -188,9 +186,7 @@ def run_rehearsal(module: AnsibleModule) -> None:
             chosen = [m for m in chosen if m.version in p["versions"]]
         scratch = ""
         if chosen:
-            scratch, outcomes = rehearse(
-                kwargs, chosen, run, clone=not p["from_empty"], bin_dir=p["pg_bin_dir"], prefix=p["scratch_prefix"]
-            )
+            scratch, outcomes = rehearse(kwargs, chosen, tools, prefix=p["scratch_prefix"])
     except (ConnectionError, RehearsalError) as exc:
         module.fail_json(msg=f"{target}: {exc}", changed=False, invocation=invocation(module))
     results = [o.as_dict() for o in outcomes]

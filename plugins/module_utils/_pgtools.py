@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import IO, Any
+
+from ansible_collections.tme.migrations.plugins.module_utils._connection import connection_argument_spec, scrub
 
 
 class ToolError(Exception):
@@ -37,6 +39,8 @@ class PgTools:
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> PgTools:
+        """From the modules' connection options (tme.migrations.connection)."""
+        ssl = {"PGSSLMODE": params.get("ssl_mode"), "PGSSLROOTCERT": params.get("ca_cert")}
         return cls(
             dbname=params["login_db"],
             user=params.get("login_user"),
@@ -46,7 +50,12 @@ class PgTools:
             bin_dir=params.get("pg_bin_dir"),
             container=params.get("container"),
             docker_bin=params.get("docker_bin") or "docker",
+            extra_env={k: str(v) for k, v in ssl.items() if v},
         )
+
+    def on(self, dbname: str) -> PgTools:
+        """The same server and role, another database (a scratch copy, for example)."""
+        return replace(self, dbname=dbname)
 
     @property
     def where(self) -> str:
@@ -92,9 +101,7 @@ class PgTools:
         return env
 
     def scrub(self, text: str) -> str:
-        if self.password:
-            text = text.replace(self.password, "********")
-        return text.strip()
+        return scrub(text, self.password).strip()
 
     def popen(
         self, argv: list[str], stdin: int | IO[bytes] | None = None, stdout: int | IO[bytes] | None = None
@@ -107,8 +114,8 @@ class PgTools:
             where = f"in PATH or pg_bin_dir ({self.bin_dir})" if not self.container else "(docker_bin)"
             raise ToolError(f"{argv[0]} not found {where}") from None
 
-    def run(self, program: str, args: list[str], data: bytes | None = None, with_db: bool = True) -> str:
-        """Run to completion; returns standard output. Fails with the program's own message."""
+    def capture(self, program: str, args: list[str], data: bytes | None = None, with_db: bool = True) -> bytes:
+        """Run to completion; returns standard output as bytes. Fails with the program's own message."""
         argv = self.argv(program, args, stdin=data is not None, with_db=with_db)
         proc = self.popen(
             argv, stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL, stdout=subprocess.PIPE
@@ -117,7 +124,11 @@ class PgTools:
         if proc.returncode != 0:
             message = self.scrub(err.decode(errors="replace"))
             raise ToolError(f"{program} failed for {self.where} (exit {proc.returncode}): {message}")
-        return str(out.decode(errors="replace"))
+        return bytes(out)
+
+    def run(self, program: str, args: list[str], data: bytes | None = None, with_db: bool = True) -> str:
+        """Run to completion; returns standard output as text."""
+        return self.capture(program, args, data, with_db).decode(errors="replace")
 
     def query(self, text: str) -> list[str]:
         """One SQL query through psql (unaligned, tuples only): the rows as lines."""
@@ -126,15 +137,7 @@ class PgTools:
 
 
 def pg_tools_argument_spec() -> dict[str, Any]:
-    """The options of the doc fragment tme.migrations.pg_tools."""
-    return dict(
-        login_host=dict(type="str", aliases=["host"]),
-        login_port=dict(type="int", aliases=["port"]),
-        login_unix_socket=dict(type="str", aliases=["unix_socket"]),
-        login_user=dict(type="str", aliases=["login"]),
-        login_password=dict(type="str", no_log=True),
-        login_db=dict(type="str", required=True, aliases=["db", "database"]),
-        pg_bin_dir=dict(type="path"),
-        container=dict(type="str"),
-        docker_bin=dict(type="str", default="docker"),
-    )
+    """The connection options with the database required (backup, restore)."""
+    spec = connection_argument_spec()
+    spec["login_db"]["required"] = True
+    return spec

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -21,6 +20,7 @@ from typing import Any, Callable
 from ansible_collections.tme.migrations.plugins.module_utils import _connection
 from ansible_collections.tme.migrations.plugins.module_utils._engine import describe_error
 from ansible_collections.tme.migrations.plugins.module_utils._model import Migration, Script
+from ansible_collections.tme.migrations.plugins.module_utils._pgtools import PgTools, ToolError
 from ansible_collections.tme.migrations.plugins.module_utils._schema import Snapshot, compare, snapshot
 
 try:
@@ -28,9 +28,6 @@ try:
     from psycopg import sql
 except ImportError:  # pragma: no cover - reported by the module
     pass
-
-# argv, extra environment -> (rc, stdout, stderr); the module passes AnsibleModule.run_command.
-Runner = Callable[[list[str], dict[str, str]], tuple[int, str, str]]
 
 
 class RehearsalError(Exception):
@@ -61,36 +58,18 @@ def scratch_name(prefix: str) -> str:
     return f"{prefix}_{os.getpid()}_{secrets.token_hex(4)}"
 
 
-def _binary(bin_dir: str | None, name: str) -> str:
-    return os.path.join(bin_dir, name) if bin_dir else name
-
-
-def _libpq_env(kwargs: dict[str, Any]) -> dict[str, str]:
-    """Connection settings for pg_dump/pg_restore through their environment: the password never in argv."""
-    names = {
-        "host": "PGHOST",
-        "port": "PGPORT",
-        "user": "PGUSER",
-        "password": "PGPASSWORD",
-        "dbname": "PGDATABASE",
-        "sslmode": "PGSSLMODE",
-        "sslrootcert": "PGSSLROOTCERT",
-    }
-    return {env: str(kwargs[key]) for key, env in names.items() if kwargs.get(key) not in (None, "")}
-
-
-def clone_schema(source: dict[str, Any], scratch: dict[str, Any], run: Runner, bin_dir: str | None) -> None:
-    """pg_dump --schema-only of the source, restored into the (empty) scratch database."""
-    with tempfile.TemporaryDirectory(prefix="tme-rehearsal-") as work:
-        dump = os.path.join(work, "schema.dump")
-        argv = [_binary(bin_dir, "pg_dump"), "--schema-only", "--format=custom", "--no-owner", "--no-privileges"]
-        rc, _out, err = run(argv + ["--file", dump], _libpq_env(source))
-        if rc != 0:
-            raise RehearsalError(f"pg_dump of {_connection.describe(source)} failed: {err.strip()}")
-        argv = [_binary(bin_dir, "pg_restore"), "--no-owner", "--no-privileges", "--exit-on-error"]
-        rc, _out, err = run(argv + ["--dbname", str(scratch["dbname"]), dump], _libpq_env(scratch))
-        if rc != 0:
-            raise RehearsalError(f"pg_restore into the scratch database failed: {err.strip()}")
+def clone_schema(tools: PgTools, scratch: str) -> None:
+    """pg_dump --schema-only of the source, restored into the (empty) scratch database, with the client
+    programs of the one client layer: on the host, or inside the database container (docker exec)."""
+    options = ["--no-owner", "--no-privileges"]
+    try:
+        dump = tools.capture("pg_dump", ["--schema-only", "--format=custom", *options])
+    except ToolError as exc:
+        raise RehearsalError(f"copying the schema failed: {exc}") from None
+    try:
+        tools.on(scratch).capture("pg_restore", [*options, "--exit-on-error"], data=dump)
+    except ToolError as exc:
+        raise RehearsalError(f"restoring the schema into the scratch database failed: {exc}") from None
 
 
 def _execute(conn: Any, script: Script) -> None:
@@ -219,11 +198,11 @@ class Rehearsal:
 def rehearse(
     source: dict[str, Any],
     migrations: list[Migration],
-    run: Runner,
-    clone: bool = True,
-    bin_dir: str | None = None,
+    tools: PgTools | None = None,
     prefix: str = "tme_rehearsal",
 ) -> tuple[str, list[Outcome]]:
+    """``tools`` (the source's client programs) copies its schema into the scratch database; without
+    them the scratch database starts empty (the whole history is rehearsed)."""
     """Create the scratch database, copy the source's schema into it, rehearse, drop it whatever happens."""
     name = scratch_name(prefix)
     scratch = dict(source, dbname=name)
@@ -233,8 +212,8 @@ def rehearse(
     except psycopg.Error as exc:
         raise RehearsalError(f"cannot create the scratch database {name}: {str(exc).strip()}") from None
     try:
-        if clone:
-            clone_schema(source, scratch, run, bin_dir)
+        if tools is not None:
+            clone_schema(tools, name)
         with _connection.connect(scratch) as conn:
             return name, Rehearsal(conn).run(migrations)
     finally:

@@ -49,7 +49,7 @@ def migration_status(
             status = "missing" if migrations is not None else "applied"
         elif not row.checksum:
             status = "unverified"
-        elif row.checksum != m.checksum:
+        elif not m.matches(row.checksum):
             status = "drifted"
         else:
             status = "applied"
@@ -68,6 +68,9 @@ def migration_status(
                 entry["rollback_error"] = m.rollback_error
         if row is not None:
             entry["applied"] = row.to_dict()
+            # Applied by hand and taken over by setup-tracking, or edited afterwards and accepted.
+            entry["adopted"] = bool(row.adopted_at)
+            entry["drift_accepted"] = bool(row.drift_accepted_at)
         if prog is not None:
             entry["progress"] = prog.to_dict()
         entries.append(entry)
@@ -75,7 +78,10 @@ def migration_status(
 
 
 def summarize(entries: list[dict[str, Any]]) -> dict[str, list[str]]:
-    return {status: [e["version"] for e in entries if e["status"] == status] for status in STATUSES}
+    summary = {status: [e["version"] for e in entries if e["status"] == status] for status in STATUSES}
+    summary["adopted"] = [e["version"] for e in entries if e.get("adopted")]
+    summary["drift_accepted"] = [e["version"] for e in entries if e.get("drift_accepted")]
+    return summary
 
 
 def compare(
@@ -84,19 +90,15 @@ def compare(
     """What this database lacks of the reference, and what differs."""
     lacks = sorted((v for v in reference if v not in here), key=sort_key)
     ahead = sorted((v for v in here if v not in reference), key=sort_key)
-    mismatch = sorted(
-        (
-            v
-            for v in here
-            if v in reference
-            and here[v].checksum
-            and reference[v].checksum
-            and here[v].checksum != reference[v].checksum
-        ),
-        key=sort_key,
-    )
     files = {m.version: m for m in migrations or []}
-    promotable = [
-        v for v in lacks if v in files and reference[v].checksum and reference[v].checksum == files[v].checksum
-    ]
+
+    def same(version: str) -> bool:
+        a, b = here[version].checksum, reference[version].checksum
+        if not a or not b or a == b:
+            return True
+        m = files.get(version)  # the two checksum schemes of one file are the same migration
+        return m is not None and m.matches(a) and m.matches(b)
+
+    mismatch = sorted((v for v in here if v in reference and not same(v)), key=sort_key)
+    promotable = [v for v in lacks if v in files and files[v].matches(reference[v].checksum)]
     return {"lacks": lacks, "ahead": ahead, "checksum_mismatch": mismatch, "promotable": promotable}

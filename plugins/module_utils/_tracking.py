@@ -37,7 +37,15 @@ EXTRA_COLUMNS = (
     ("rollback_sql", "TEXT"),
     ("tool_version", "TEXT"),
     ("backup_path", "TEXT"),  # the verified backup taken before the run that applied it
+    # A row applied by hand (the guide's psql) and taken over by setup-tracking: when, by whom.
+    ("adopted_at", "TIMESTAMPTZ"),
+    ("adopted_by", "TEXT"),
+    # An edited applied file accepted explicitly (accept_drift): when, by whom.
+    ("drift_accepted_at", "TIMESTAMPTZ"),
+    ("drift_accepted_by", "TEXT"),
 )
+# Columns of the audit table added after its first release: adopted like the ones above.
+AUDIT_EXTRA_COLUMNS = (("detail", "TEXT"),)
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,10 @@ class AppliedRow:
     applied_host: str | None = None
     tool_version: str | None = None
     backup_path: str | None = None
+    adopted_at: str | None = None
+    adopted_by: str | None = None
+    drift_accepted_at: str | None = None
+    drift_accepted_by: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -121,8 +133,9 @@ class Tracking:
         if not existing:
             return "created"
         missing = [n for n, _t in EXTRA_COLUMNS if n not in existing]
-        companions = [self.columns(conn, self.table + s) for s in ("_audit", "_progress")]
-        return "adopted" if missing or not all(companions) else None
+        audit, progress = (self.columns(conn, self.table + s) for s in ("_audit", "_progress"))
+        missing += [n for n, _t in AUDIT_EXTRA_COLUMNS if audit and n not in audit]
+        return "adopted" if missing or not audit or not progress else None
 
     def ensure(self, conn: Any) -> str | None:
         """Create the tables, or adopt an existing schema_migrations by adding columns.
@@ -166,7 +179,20 @@ class Tracking:
                         )
                     )
                     outcome = "adopted"
-            if not self.columns(conn, self.table + "_audit"):
+            audit_columns = self.columns(conn, self.table + "_audit")
+            audit_missing = [(n, t) for n, t in AUDIT_EXTRA_COLUMNS if audit_columns and n not in audit_columns]
+            if audit_missing:
+                conn.execute(
+                    sql.SQL("ALTER TABLE {} {}").format(
+                        self.audit_ident,
+                        sql.SQL(", ").join(
+                            sql.SQL("ADD COLUMN IF NOT EXISTS {} {}").format(sql.Identifier(n), sql.SQL(t))
+                            for n, t in audit_missing
+                        ),
+                    )
+                )
+                outcome = outcome or "adopted"
+            if not audit_columns:
                 conn.execute(
                     sql.SQL(
                         "CREATE TABLE {} ("
@@ -180,7 +206,8 @@ class Tracking:
                         " happened_at TIMESTAMPTZ NOT NULL DEFAULT now(),"
                         " actor TEXT NOT NULL DEFAULT CURRENT_USER,"
                         " host TEXT,"
-                        " tool_version TEXT)"
+                        " tool_version TEXT,"
+                        " detail TEXT)"
                     ).format(self.audit_ident)
                 )
                 outcome = outcome or "adopted"
@@ -238,6 +265,10 @@ class Tracking:
                 applied_host=_text(values.get("applied_host")),
                 tool_version=_text(values.get("tool_version")),
                 backup_path=_text(values.get("backup_path")),
+                adopted_at=_text(values.get("adopted_at")),
+                adopted_by=_text(values.get("adopted_by")),
+                drift_accepted_at=_text(values.get("drift_accepted_at")),
+                drift_accepted_by=_text(values.get("drift_accepted_by")),
             )
         return result
 
@@ -340,14 +371,54 @@ class Tracking:
         host: str,
         error: str | None = None,
         execution_ms: int | None = None,
+        detail: str | None = None,
     ) -> None:
         """An audit row on its own (autocommit connection): outside any failed transaction."""
         conn.execute(
             sql.SQL(
-                "INSERT INTO {} (version, action, outcome, checksum, execution_ms, error, host, tool_version)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+                "INSERT INTO {} (version, action, outcome, checksum, execution_ms, error, host, tool_version, detail)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
             ).format(self.audit_ident),
-            (version, action, outcome, checksum, execution_ms, error, host, TOOL_VERSION),
+            (version, action, outcome, checksum, execution_ms, error, host, TOOL_VERSION, detail),
+        )
+
+    def take_over(
+        self,
+        conn: Any,
+        version: str,
+        action: str,
+        checksum: str,
+        classification: str | None,
+        rollback_sql: str | None,
+        host: str,
+        detail: str,
+    ) -> None:
+        """Record the file's checksum on a row this tool did not write, with its audit row, in one
+        statement: ``adopt`` (applied by hand, no checksum), ``accept_drift`` (the file was edited
+        after it was applied) or ``rechecksum`` (a checksum of the earlier scheme)."""
+        stamp = {
+            "adopt": sql.SQL("adopted_at = now(), adopted_by = CURRENT_USER,"),
+            "accept_drift": sql.SQL("drift_accepted_at = now(), drift_accepted_by = CURRENT_USER,"),
+            "rechecksum": sql.SQL(""),
+        }[action]
+        conn.execute(
+            sql.SQL(
+                "WITH audit AS (INSERT INTO {audit} (version, action, outcome, checksum, host, tool_version, detail)"
+                " VALUES (%(version)s, %(action)s, 'succeeded', %(checksum)s, %(host)s, %(tool)s, %(detail)s))"
+                " UPDATE {table} SET {stamp} checksum = %(checksum)s,"
+                " classification = COALESCE(classification, %(class)s),"
+                " rollback_sql = COALESCE(%(rollback)s, rollback_sql) WHERE version = %(version)s"
+            ).format(audit=self.audit_ident, table=self.ident, stamp=stamp),
+            {
+                "version": version,
+                "action": action,
+                "checksum": checksum,
+                "host": host,
+                "tool": TOOL_VERSION,
+                "detail": detail,
+                "class": classification,
+                "rollback": rollback_sql,
+            },
         )
 
     def start_progress(self, conn: Any, migration: Migration, action: str, pid: int, host: str) -> None:

@@ -23,7 +23,7 @@ description:
 author:
   - TME Portal ops team (@tme-portal)
 extends_documentation_fragment:
-  - tme.migrations.pg_tools
+  - tme.migrations.connection
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
@@ -139,11 +139,12 @@ from datetime import datetime, timezone
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.tme.migrations.plugins.module_utils._backup import BackupError, backup_name, make_backup
-from ansible_collections.tme.migrations.plugins.module_utils._pgtools import PgTools, ToolError, pg_tools_argument_spec
+from ansible_collections.tme.migrations.plugins.module_utils._connection import connection_argument_spec
+from ansible_collections.tme.migrations.plugins.module_utils._pgtools import PgTools, ToolError
 
 
 def main() -> None:
-    argument_spec = pg_tools_argument_spec()
+    argument_spec = connection_argument_spec()
     argument_spec.update(
         dest=dict(type="path", required=True),
         prefix=dict(type="str"),
@@ -155,6 +156,8 @@ def main() -> None:
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     p = module.params
+    if not p["login_db"]:
+        module.fail_json(msg="login_db is required: the database to back up")
     tools = PgTools.from_params(p)
     prefix = p["prefix"] or p["login_db"]
     if module.check_mode:

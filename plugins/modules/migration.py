@@ -24,7 +24,11 @@ description:
     and the next run resumes, dropping and rebuilding an invalid index left by an interrupted build.
   - One runner per database at a time (an advisory lock). Each migration runs under O(lock_timeout) and
     is retried on lock conflicts; when it gives up, the error names the blocking session.
-  - A migration whose applied checksum differs from its file (drift) is refused unless O(allow_drift=true).
+  - The checksum covers the SQL's tokens, not its comments or whitespace: editing the header
+    (C(-- Tested on:), C(-- Description:)) is not drift, any change to a statement is. Checksums recorded by
+    the earlier scheme (the whole forward text) still verify.
+  - A migration whose applied checksum differs from its file (drift) is refused unless O(accept_drift) names it
+    (recorded, audited) or O(allow_drift=true) (this run only).
   - With O(reference), the promotion gate refuses any migration the reference database (staging) has not
     applied with the same checksum, and applies nothing. In check mode a migration the reference has not applied
     yet is a warning instead (a dry run of the whole workflow simulated the reference's apply too); another
@@ -67,7 +71,11 @@ options:
       - V(applied) applies pending migrations (all, or only O(version)).
       - V(rolled_back) rolls back O(version), or the last O(steps) applied migrations, newest first.
       - V(tracked) only creates the tracking tables, or adopts an existing C(schema_migrations) made by hand
-        as the guide shows (the guide's one-time setup); O(path) is not needed.
+        as the guide shows (the guide's one-time setup). With O(path), every row applied by hand (no checksum)
+        whose file exists is adopted: the file's checksum is recorded with C(adopted_at) and C(adopted_by) and
+        an audit row (action C(adopt)), so the promotion gate accepts it; rows of the earlier checksum scheme get
+        the current one (RV(rechecksummed)); rows that no file accounts for are reported in RV(unmatched) and
+        as warnings, never adopted.
     type: str
     choices: [applied, rolled_back, tracked]
     default: applied
@@ -96,6 +104,16 @@ options:
         file is still reported in RV(drifted) and as a warning.
     type: bool
     default: false
+  accept_drift:
+    description:
+      - Versions whose applied file was edited afterwards (drift) and whose current file is accepted as what
+        the database has, after review. The file's checksum is recorded with C(drift_accepted_at) and
+        C(drift_accepted_by) and an audit row (action C(accept_drift)) naming the old and new checksum; later
+        runs and M(tme.migrations.migration_info) then show it as applied, with the acceptance.
+      - Only the schema is not changed by this; a version that has not drifted here is a warning.
+    type: list
+    elements: str
+    default: []
   require_rollback:
     description:
       - Refuse migrations without rollback SQL (no C(-- ROLLBACK) block and no rollback file). An empty
@@ -216,6 +234,31 @@ drifted:
   returned: always
   type: list
   elements: dict
+drift_accepted:
+  description: Drifted migrations accepted with O(accept_drift) (in check mode, those that would be).
+  returned: always
+  type: list
+  elements: dict
+adopted:
+  description: With O(state=tracked) and O(path), rows applied by hand that were adopted (or would be, in check mode).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - version: 016_add_feature_x
+      path: /srv/app/database/migrations/016_add_feature_x.sql
+      checksum: 9f2c0e...
+      applied_at: "2025-09-15 10:12:03.120511"
+rechecksummed:
+  description: Rows whose checksum of the earlier scheme (the whole forward text) was replaced by the current one.
+  returned: always
+  type: list
+  elements: dict
+unmatched:
+  description: Rows of the tracking table that no migration file accounts for; never adopted.
+  returned: always
+  type: list
+  elements: dict
 tracking:
   description: V(created) or V(adopted) when the tracking tables were created or completed, else null.
   returned: always
@@ -240,6 +283,7 @@ def main() -> None:
         steps=dict(type="int", default=1),
         only_safe=dict(type="bool", default=False),
         allow_drift=dict(type="bool", default=False),
+        accept_drift=dict(type="list", elements="str", default=[]),
         lock_timeout=dict(type="int", default=5000),
         lock_retries=dict(type="int", default=3),
         lock_retry_delay=dict(type="float", default=1.0),

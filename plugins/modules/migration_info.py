@@ -107,7 +107,19 @@ missing:
   type: list
   elements: str
 unverified:
-  description: Versions applied without a checksum (rows inserted by hand, before adoption).
+  description: >-
+    Versions applied by hand without a checksum and not adopted yet: C(playbooks/setup-tracking.yml)
+    (M(tme.migrations.migration) with O(tme.migrations.migration#module:state=tracked) and a path) adopts them.
+  returned: always
+  type: list
+  elements: str
+adopted:
+  description: Applied versions that were applied by hand and adopted (their status is V(applied) or V(drifted)).
+  returned: always
+  type: list
+  elements: str
+drift_accepted:
+  description: Applied versions whose edited file was accepted with O(tme.migrations.migration#module:accept_drift).
   returned: always
   type: list
   elements: str

@@ -175,7 +175,6 @@ def main() -> None:
         versions=dict(type="list", elements="str", default=[]),
         from_empty=dict(type="bool", default=False),
         scratch_prefix=dict(type="str", default="tme_rehearsal"),
-        pg_bin_dir=dict(type="path"),
     )
     argument_spec["path"]["required"] = True
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)

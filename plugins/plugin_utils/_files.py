@@ -56,9 +56,24 @@ def normalize(text: str) -> str:
     return "\n".join(line.rstrip() for line in lines).rstrip("\n") + "\n"
 
 
-def checksum(text: str) -> str:
-    """sha256 of the normalized forward SQL: CRLF and LF, trailing blanks do not count."""
+def legacy_checksum(text: str) -> str:
+    """The first scheme, still accepted when recorded: sha256 of the normalized forward text."""
     return hashlib.sha256(normalize(text).encode("utf-8")).hexdigest()
+
+
+_COMMENTS = frozenset(("SQL_COMMENT", "C_COMMENT"))
+
+
+def checksum(text: str) -> str:
+    """sha256 of the forward SQL's tokens as PostgreSQL's scanner reads them: comments (the header's
+    ``-- Tested on:``, ``-- Description:``) and whitespace between tokens do not count; any change to
+    a statement, a string or a function body does."""
+    digest = hashlib.sha256(b"tokens-v2\0")
+    for token in _pg.scan(text):
+        if token.name not in _COMMENTS:
+            digest.update(text[token.start : token.end + 1].encode("utf-8"))
+            digest.update(b"\0")
+    return digest.hexdigest()
 
 
 def _rangevar_name(item: dict[str, Any]) -> str:
@@ -301,6 +316,7 @@ def load_migration(
         forward=forward,
         rollback=rollback,
         checksum=checksum(inline.forward),
+        legacy_checksum=legacy_checksum(inline.forward),
         description=headers.get("description") or name.replace("_", " ").strip(),
         declared_type=declared,
         headers=headers,

@@ -22,13 +22,37 @@ def _day(entry: dict[str, Any] | None) -> str:
     return str(stamp)[:10] if stamp else ""
 
 
+def _has(entry: dict[str, Any] | None) -> bool:
+    """Whether the database has the migration recorded, however it got there (this tool, by hand)."""
+    return bool(entry and entry.get("applied"))
+
+
 def _state(entry: dict[str, Any] | None) -> str:
     if entry is None:
         return "-"
     status = str(entry.get("status"))
+    text = status
     if status == "applied":
-        return "applied " + _day(entry)
-    return status
+        text = "applied " + _day(entry)
+    elif status == "unverified":
+        text = "by hand " + _day(entry) + ", not adopted"
+    if entry.get("adopted"):
+        text += " (adopted)"
+    if entry.get("drift_accepted"):
+        text += " (drift accepted)"
+    return text
+
+
+def _note(entry: dict[str, Any]) -> str | None:
+    """Why production cannot take a migration that staging has, where the reason is not its class."""
+    status = entry.get("status")
+    if status == "unverified":
+        return "applied by hand on test and not adopted: run playbooks/setup-tracking.yml"
+    if status == "missing":
+        return "recorded on test but no migration file has this version in the checkout"
+    if status == "drifted":
+        return "its file changed since test applied it: review, then -e accept_drift=" + str(entry["version"])
+    return None
 
 
 def status_rows(staging: dict[str, Any], production: dict[str, Any]) -> list[dict[str, Any]]:
@@ -48,6 +72,9 @@ def status_rows(staging: dict[str, Any], production: dict[str, Any]) -> list[dic
                 "production": _state(p),
                 "staging_status": (t or {}).get("status"),
                 "production_status": (p or {}).get("status"),
+                "on_staging": _has(t),
+                "on_production": _has(p),
+                "note": _note(t) if t is not None else None,
                 "path": known.get("path"),
                 "reasons": known.get("reasons") or [],
                 "test_applied": _day(t),
@@ -64,16 +91,20 @@ def status_table(staging: dict[str, Any], production: dict[str, Any]) -> list[st
     widths = [max(len(str(c[i])) for c in cells) for i in range(4)]
     lines = ["  ".join(str(c[i]).ljust(widths[i]) for i in range(4)).rstrip() for c in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    waiting = [r for r in rows if r["staging_status"] == "applied" and r["production_status"] == "pending"]
+    waiting = [r for r in rows if r["on_staging"] and not r["on_production"]]
+    ahead = [r for r in rows if r["on_production"] and not r["on_staging"]]
     lines.append(f"{len(waiting)} applied to staging and pending on production")
+    if ahead:
+        lines.append(f"{len(ahead)} on production but not on staging: " + ", ".join(r["version"] for r in ahead))
     return lines
 
 
 def pending_markdown(staging: dict[str, Any], production: dict[str, Any], generated_at: str = "") -> str:
     """PENDING_MIGRATIONS.md as the guide keeps it: what staging has and production does not."""
     rows = status_rows(staging, production)
-    pending = [r for r in rows if r["staging_status"] == "applied" and r["production_status"] == "pending"]
-    not_on_test = [r for r in rows if r["staging_status"] == "pending"]
+    pending = [r for r in rows if r["on_staging"] and not r["on_production"]]
+    ahead = [r for r in rows if r["on_production"] and not r["on_staging"]]
+    not_on_test = [r for r in rows if not r["on_staging"] and not r["on_production"]]
     out = ["# Pending Production Migrations", ""]
     if generated_at:
         out += [f"_Written by tme.migrations (playbooks/status.yml) at {generated_at}; do not edit by hand._", ""]
@@ -95,6 +126,12 @@ def pending_markdown(staging: dict[str, Any], production: dict[str, Any], genera
             out.append("- Can deploy before code: YES")
             if first_breaking:
                 out.append(f"- Blocked by: {first_breaking} (BREAKING, earlier in order; migrations never skip order)")
+        if row["note"]:
+            out.append(f"- Note: {row['note']}")
+        out.append("")
+    if ahead:
+        out += ["## On Production, Not on Test", ""]
+        out += [f"- {r['version']}: production has it and test does not; test must get it first" for r in ahead]
         out.append("")
     if not_on_test:
         out += ["## Not Yet Applied to Test", ""]

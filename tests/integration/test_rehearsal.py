@@ -6,11 +6,10 @@ the source database is never touched and scratch databases never outlive the run
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 from ansible_collections.tme.migrations.plugins.module_utils._engine import Engine, Options
+from ansible_collections.tme.migrations.plugins.module_utils._pgtools import PgTools
 from ansible_collections.tme.migrations.plugins.module_utils._rehearsal import rehearse
 from ansible_collections.tme.migrations.plugins.module_utils._schema import snapshot
 from ansible_collections.tme.migrations.plugins.plugin_utils._files import load_directory
@@ -19,9 +18,9 @@ from ..conftest import Database, run_playbook
 from .test_modules import CONNECTION, hostvars
 
 
-def runner(argv: list[str], env: dict[str, str]) -> tuple[int, str, str]:
-    done = subprocess.run(argv, env={**os.environ, **env}, capture_output=True, text=True, check=False)
-    return done.returncode, done.stdout, done.stderr
+def tools_of(db: Database) -> PgTools:
+    """The source's client programs, as the module builds them from its connection options."""
+    return PgTools.from_params({**db.params, "pg_bin_dir": str(db.server.bindir)})
 
 
 def scratch_databases(db: Database) -> list[str]:
@@ -42,7 +41,7 @@ def apply_first(db: Database, directory: Path, count: int) -> None:
 
 def test_examples_whole_history_passes(db: Database, migrations_dir: Path) -> None:
     migrations = load_directory(str(migrations_dir))
-    name, outcomes = rehearse(db.kwargs, migrations, runner, clone=False)
+    name, outcomes = rehearse(db.kwargs, migrations)
     assert [o.version for o in outcomes if not o.passed] == [], [o.error for o in outcomes]
     assert len(outcomes) == 15
     assert name.startswith("tme_rehearsal_")
@@ -54,7 +53,7 @@ def test_pending_on_a_copy_of_the_schema_and_source_untouched(db: Database, migr
     before = (snapshot(db.connect()), db.versions())
     migrations = load_directory(str(migrations_dir))
     pending = migrations[10:]
-    _name, outcomes = rehearse(db.kwargs, pending, runner, clone=True, bin_dir=str(db.server.bindir))
+    _name, outcomes = rehearse(db.kwargs, pending, tools_of(db))
     assert [(o.version, o.passed) for o in outcomes] == [(m.version, True) for m in pending]
     assert (snapshot(db.connect()), db.versions()) == before
     assert scratch_databases(db) == []
@@ -68,7 +67,7 @@ def test_rollback_that_forgets_an_index(db: Database, tmp_path: Path) -> None:
         "CREATE INDEX idx_t_due ON t (due);\nALTER TABLE t ADD COLUMN note text;",
         "ALTER TABLE t DROP COLUMN note;",
     )
-    _name, outcomes = rehearse(db.kwargs, load_directory(str(tmp_path)), runner, clone=False)
+    _name, outcomes = rehearse(db.kwargs, load_directory(str(tmp_path)))
     assert [o.passed for o in outcomes] == [True, False]
     bad = outcomes[1]
     assert bad.step == "compare"
@@ -85,7 +84,7 @@ def test_rollback_that_restores_a_column_with_the_wrong_type(db: Database, tmp_p
         "ALTER TABLE t DROP COLUMN amount;",
         "ALTER TABLE t ADD COLUMN amount integer NOT NULL DEFAULT 0;",
     )
-    _name, outcomes = rehearse(db.kwargs, load_directory(str(tmp_path)), runner, clone=False)
+    _name, outcomes = rehearse(db.kwargs, load_directory(str(tmp_path)))
     bad = outcomes[1]
     assert not bad.passed
     (difference,) = bad.differences
@@ -98,7 +97,7 @@ def test_rollback_that_fails_names_file_and_line_and_later_ones_still_run(db: Da
     write(tmp_path, "001_t", "CREATE TABLE t (id int);", "DROP TABLE t;")
     write(tmp_path, "002_c", "ALTER TABLE t ADD COLUMN c int;", "\n\nALTER TABLE t DROP COLUMN nope;")
     write(tmp_path, "003_d", "ALTER TABLE t ADD COLUMN d int;", "ALTER TABLE t DROP COLUMN d;")
-    _name, outcomes = rehearse(db.kwargs, load_directory(str(tmp_path)), runner, clone=False)
+    _name, outcomes = rehearse(db.kwargs, load_directory(str(tmp_path)))
     assert [(o.version, o.passed) for o in outcomes] == [("001_t", True), ("002_c", False), ("003_d", True)]
     assert outcomes[1].step == "rollback"
     assert "002_c.rollback.sql line 3" in str(outcomes[1].error)
@@ -108,7 +107,7 @@ def test_rollback_that_fails_names_file_and_line_and_later_ones_still_run(db: Da
 def test_forward_failure_stops_and_scratch_is_dropped(db: Database, tmp_path: Path) -> None:
     write(tmp_path, "001_t", "CREATE TABLE t (id int);\nINSERT INTO nope VALUES (1);", "DROP TABLE t;")
     write(tmp_path, "002_c", "ALTER TABLE t ADD COLUMN c int;", "ALTER TABLE t DROP COLUMN c;")
-    _name, outcomes = rehearse(db.kwargs, load_directory(str(tmp_path)), runner, clone=False)
+    _name, outcomes = rehearse(db.kwargs, load_directory(str(tmp_path)))
     assert [(o.version, o.passed, o.step) for o in outcomes] == [("001_t", False, "forward")]
     assert scratch_databases(db) == []
 
