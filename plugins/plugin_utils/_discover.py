@@ -6,11 +6,18 @@
 Layouts, all in one directory: the guide's ``016_add_feature_x.sql`` (rollback inline, or in
 ``016_add_feature_x.rollback.sql`` beside it), golang-migrate ``0001_x.up.sql`` + ``0001_x.down.sql``,
 and Diesel ``0001_x/up.sql`` + ``down.sql`` (+ ``metadata.toml``). Controller only.
+
+Files may share a number (the guide's ``$(date +%Y%m%d)_name.sql``, two of one day): they run in
+name order, and the lint notes it (``same_number_notes``). A rollback saved separately under a name
+the tool does not read (``016_add_feature_x_rollback.sql``) is an error naming the name it reads,
+never a forward migration of its own.
 """
 
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ansible_collections.tme.migrations.plugins.module_utils._model import MigrationError
@@ -30,7 +37,6 @@ def _run_in_transaction(metadata_path: str) -> bool:
         raise MigrationError(f"cannot read metadata: {exc}", metadata_path) from None
 
 
-
 def _classify_entry(directory: str, entry: str) -> tuple[str, str, str] | None:
     """(version, role, path) of a directory entry, role one of forward/rollback/diesel."""
     full = os.path.join(directory, entry)
@@ -47,6 +53,82 @@ def _classify_entry(directory: str, entry: str) -> tuple[str, str, str] | None:
     return stem, "forward", full
 
 
+# A word of a file name (between ``_ . -`` or at either end) that says "rollback".
+_ROLLBACK_WORD_RE = re.compile(r"(?<![^_.\-])(?:rollback|down|revert|undo)(?![^_.\-])", re.IGNORECASE)
+
+
+def _without_rollback_word(entry: str) -> list[tuple[str, str]]:
+    """(word, the name without it) for each rollback word of a name, with one separator beside it."""
+    found = []
+    for match in _ROLLBACK_WORD_RE.finditer(entry):
+        start, end = match.span()
+        if start > 0:
+            start -= 1  # "_rollback" out of "016_x_rollback.sql"
+        elif end < len(entry):
+            end += 1  # "rollback_" out of "rollback_016_x.sql"
+        found.append((match.group(0), entry[:start] + entry[end:]))
+    return found
+
+
+def _version_of(name: str) -> str:
+    """The version a file name would have: ``.sql`` and golang-migrate's ``.up`` off."""
+    stem = name[: -len(".sql")] if name.endswith(".sql") else name
+    return stem[: -len(".up")] if stem.endswith(".up") else stem
+
+
+def _forwards(directory: str, entries: Iterable[str]) -> dict[str, str]:
+    """version -> role (forward or diesel) of every migration name of a directory."""
+    found = (_classify_entry(directory, entry) for entry in entries)
+    return {f[0]: f[1] for f in found if f and f[1] != "rollback" and parse_version(f[0]) is not None}
+
+
+def _plain_numbers(forwards: dict[str, str]) -> dict[int, str]:
+    """number -> the first forward of that number whose name has no rollback word."""
+    plain: dict[int, str] = {}
+    for version in sorted(forwards, key=sort_key):
+        if not _without_rollback_word(version):
+            plain.setdefault(sort_key(version)[0], version)
+    return plain
+
+
+def _rollback_of(entry: str, forwards: dict[str, str], plain: dict[int, str]) -> tuple[str, str, bool] | None:
+    """(forward version, word, by number only) when ``entry`` looks like a forward's rollback: the
+    name without its rollback word is that forward's, or has the number of a forward whose own name
+    has no rollback word. None for anything else (``017_slow_down_jobs.sql`` alone with its number)."""
+    candidates = _without_rollback_word(entry)
+    for word, rest in candidates:
+        if _version_of(rest) in forwards:
+            return _version_of(rest), word, False
+    for word, rest in candidates:
+        parsed = parse_version(_version_of(rest)) if rest.endswith(".sql") else None
+        if parsed is not None and parsed[0] in plain:
+            return plain[parsed[0]], word, True
+    return None
+
+
+def _refuse_separate_rollbacks(directory: str, entries: list[str], candidates: Iterable[str]) -> None:
+    """A rollback saved beside its migration under a name the tool does not read is an error: it
+    would otherwise be skipped, or worse, applied as a migration of its own."""
+    forwards = _forwards(directory, entries)
+    plain = _plain_numbers(forwards)
+    for entry in candidates:
+        full = os.path.join(directory, entry)
+        found = _classify_entry(directory, entry)
+        if os.path.isdir(full) or (found is not None and found[1] == "rollback"):
+            continue
+        suspect = _rollback_of(entry, forwards, plain)
+        if suspect is not None:
+            raise MigrationError(_separate_rollback_message(*suspect, diesel=forwards[suspect[0]] == "diesel"), full)
+
+
+def _separate_rollback_message(version: str, word: str, by_number: bool, diesel: bool) -> str:
+    expected = f"{version}/down.sql" if diesel else f"{version}.rollback.sql (or .down.sql)"
+    message = f"looks like the rollback of {version} saved separately; the tool reads it only as {expected}: rename it"
+    if by_number:
+        message += f" (if it is a migration of its own beside {version}, leave {word!r} out of its name)"
+    return message
+
+
 @dataclass(frozen=True)
 class Source:
     """Where one migration's files are: found by name, not read yet."""
@@ -58,13 +140,16 @@ class Source:
 
 
 def discover(directory: str) -> list[Source]:
-    """Every migration of a directory by name, ordered by version. Duplicates and stray SQL files are errors."""
+    """Every migration of a directory by name, ordered by number, then by version for files that share
+    a number. The same version twice, stray SQL files and rollbacks under other names are errors."""
     if not os.path.isdir(directory):
         raise MigrationError("not a directory of migrations", directory)
+    entries = sorted(os.listdir(directory))
+    _refuse_separate_rollbacks(directory, entries, entries)
     forwards: dict[str, str] = {}
     rollbacks: dict[str, str] = {}
     diesel: dict[str, str] = {}
-    for entry in sorted(os.listdir(directory)):
+    for entry in entries:
         found = _classify_entry(directory, entry)
         if found is None:
             continue
@@ -82,18 +167,27 @@ def discover(directory: str) -> list[Source]:
     for version, path in rollbacks.items():
         if version not in forwards:
             raise MigrationError(f"rollback without a migration: no {version}.sql beside it", path)
-    numbers: dict[int, str] = {}
-    sources: list[Source] = []
-    for version in sorted(list(forwards) + list(diesel), key=sort_key):
-        number = sort_key(version)[0]
-        path = forwards.get(version) or diesel[version]
-        if number in numbers:
-            raise MigrationError(f"duplicate version number {number}: {numbers[number]} and {path}", path)
-        numbers[number] = path
-        sources.append(
-            _diesel_source(version, path) if version in diesel else Source(version, path, rollbacks.get(version))
-        )
-    return sources
+    return [
+        _diesel_source(version, diesel[version])
+        if version in diesel
+        else Source(version, forwards[version], rollbacks.get(version))
+        for version in sorted(list(forwards) + list(diesel), key=sort_key)
+    ]
+
+
+def same_number_notes(sources: list[Source]) -> dict[str, str]:
+    """version -> a note for each migration that shares its number with others: they run in name order."""
+    groups: dict[int, list[str]] = {}
+    for source in sources:
+        groups.setdefault(sort_key(source.version)[0], []).append(source.version)
+    notes: dict[str, str] = {}
+    for versions in groups.values():
+        ordered = sorted(versions, key=sort_key)
+        for version in ordered if len(ordered) > 1 else ():
+            others = ", ".join(v for v in ordered if v != version)
+            order = ", then ".join(ordered)
+            notes[version] = f"shares its number with {others}: migrations of one number run in name order ({order})"
+    return notes
 
 
 def _diesel_source(version: str, directory: str) -> Source:
@@ -117,6 +211,7 @@ def discover_path(path: str) -> list[Source]:
     version, role, full = found
     if role == "diesel":
         return [_diesel_source(version, full)]
+    _refuse_separate_rollbacks(directory or ".", sorted(os.listdir(directory or ".")), [entry])
     rollback = None
     for suffix in (".rollback.sql", ".down.sql"):
         candidate = os.path.join(directory, version + suffix)

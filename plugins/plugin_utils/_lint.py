@@ -13,9 +13,12 @@ from typing import Any
 
 from ansible_collections.tme.migrations.plugins.module_utils._model import MigrationError
 from ansible_collections.tme.migrations.plugins.plugin_utils._classify import ERROR, INFO, WARNING
+from ansible_collections.tme.migrations.plugins.plugin_utils._discover import same_number_notes
 from ansible_collections.tme.migrations.plugins.plugin_utils._files import Source, discover_path, load_source
 
 FAIL_ON = {"error": (ERROR,), "warning": (ERROR, WARNING), "never": ()}
+SAME_NUMBER = "same-number"  # an info: files that share a number run in name order
+SHOWN_INFOS = (SAME_NUMBER,)  # infos the readable output shows, besides the declared-* ones
 
 
 def _error_entry(version: str, path: str, rule: str, exc: MigrationError) -> dict[str, Any]:
@@ -57,6 +60,18 @@ def lint_source(source: Source, tracking_table: str, ignore: set[str]) -> dict[s
     }
 
 
+def _same_number_finding(source: Source, note: str) -> dict[str, Any]:
+    return {
+        "rule": SAME_NUMBER,
+        "severity": INFO,
+        "path": source.forward,
+        "line": 0,
+        "statement": "",
+        "message": note,
+        "breaking": False,
+    }
+
+
 def lint_path(path: str, tracking_table: str = "schema_migrations", ignore: list[str] | None = None) -> dict[str, Any]:
     """The lint report: migrations (each with findings) and a summary with counts."""
     skip = set(ignore or ())
@@ -66,6 +81,10 @@ def lint_path(path: str, tracking_table: str = "schema_migrations", ignore: list
         entries = [_error_entry("", exc.path or path, "invalid-layout", exc)]
     else:
         entries = [lint_source(s, tracking_table, skip) for s in sources]
+        notes = {} if SAME_NUMBER in skip else same_number_notes(sources)
+        for entry, source in zip(entries, sources):
+            if source.version in notes:
+                entry["findings"].append(_same_number_finding(source, notes[source.version]))
     return {"migrations": entries, "summary": summarize(entries)}
 
 
@@ -89,14 +108,15 @@ def failing(report: dict[str, Any], fail_on: str) -> list[dict[str, Any]]:
 
 
 def render(report: dict[str, Any], fail_on: str = "error") -> list[str]:
-    """A readable summary: one line per migration, then each finding that is not an info."""
+    """A readable summary: one line per migration, then each finding that is not an info (but the
+    declared-* and same-number infos)."""
     lines = []
     for entry in report["migrations"]:
         cls = entry["classification"] or "UNREADABLE"
         declared = f" (declared {entry['declared']})" if entry["declared"] and entry["declared"] != cls else ""
         lines.append(f"{entry['version'] or entry['path']}: {cls}{declared}")
         for f in entry["findings"]:
-            if f["severity"] != INFO or f["rule"].startswith("declared-"):
+            if f["severity"] != INFO or f["rule"].startswith("declared-") or f["rule"] in SHOWN_INFOS:
                 lines.append(f"  {f['severity'].upper()} {f['path']} line {f['line']}: [{f['rule']}] {f['message']}")
     s = report["summary"]
     verdict = "FAILED" if failing(report, fail_on) else "passed"

@@ -2,14 +2,17 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Business hours, in which BREAKING migrations are refused unless explicitly overridden, and the
-next migration number of a directory. Pure functions, run on the controller."""
+version of a new migration in a directory (the next number, or the guide's date). Pure functions,
+run on the controller."""
 
 from __future__ import annotations
 
 import re
-from datetime import datetime, time, timezone
+from datetime import date, datetime, time, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from ansible_collections.tme.migrations.plugins.module_utils._versions import parse_version, sort_key
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -40,14 +43,64 @@ def in_business_hours(spec: dict[str, Any], at: str | datetime | None = None) ->
     return start <= moment.time().replace(tzinfo=None) < end
 
 
-def next_version(names: list[str], name: str) -> str:
-    """The next version for a new migration: one more than the highest number among ``names``,
-    with the same zero padding (``015_x.sql`` -> ``016_name``); ``001_name`` in an empty directory.
-    Date-style numbers (8 or more digits, e.g. 20250915) continue as numbers too."""
+NUMBERINGS = ("sequence", "date")
+
+
+def next_version(names: list[str], name: str, numbering: str = "sequence", today: str | date | None = None) -> str:
+    """The version of a new migration among the file names of its directory.
+
+    ``sequence``: one more than the highest number among ``names``, with the same zero padding
+    (``015_x.sql`` -> ``016_name``); ``001_name`` in an empty directory. Date-style numbers (8 or more
+    digits, e.g. 20250915) continue as numbers too. ``date``: the guide's ``$(date +%Y%m%d)_name``,
+    ``today`` (default the controller's local date); a second file of one day shares its number."""
     if not re.fullmatch(r"[a-z0-9_]+", name):
         raise ValueError(f"migration name {name!r}: use lower-case letters, digits and underscores")
+    if numbering not in NUMBERINGS:
+        raise ValueError(f"numbering {numbering!r}: use {' or '.join(NUMBERINGS)}")
+    if numbering == "date":
+        return _dated_version(names, name, today)
     numbers = [m.group(1) for m in (re.match(r"^(\d+)_", n) for n in names) if m]
     if not numbers:
         return f"001_{name}"
     widest = max(numbers, key=lambda n: (int(n), len(n)))
     return f"{str(int(widest) + 1).zfill(len(widest))}_{name}"
+
+
+def _day(today: str | date | None) -> str:
+    if today is None:
+        return date.today().strftime("%Y%m%d")
+    if isinstance(today, date):
+        return today.strftime("%Y%m%d")
+    for form in ("%Y-%m-%d", "%Y%m%d"):
+        try:
+            return datetime.strptime(str(today).strip(), form).strftime("%Y%m%d")
+        except ValueError:
+            continue
+    raise ValueError(f"today {today!r}: give a date, YYYY-MM-DD or YYYYMMDD")
+
+
+def _stem(name: str) -> str:
+    """A file name's version: ``.sql`` and ``.up``/``.down``/``.rollback`` off."""
+    stem = name[: -len(".sql")] if name.endswith(".sql") else name
+    for suffix in (".up", ".down", ".rollback"):
+        if stem.endswith(suffix):
+            return stem[: -len(suffix)]
+    return stem
+
+
+def _dated_version(names: list[str], name: str, today: str | date | None) -> str:
+    """``YYYYMMDD_name``, refused when that version is taken or would run before one already there."""
+    version = f"{_day(today)}_{name}"
+    versions = [_stem(n) for n in names if parse_version(_stem(n)) is not None]
+    if version in versions:
+        raise ValueError(f"{version} exists already: give the new migration another name")
+    latest = max(versions, key=sort_key, default=None)
+    if latest is not None and sort_key(version) < sort_key(latest):
+        fix = (
+            "migrations of one number run in name order: choose a name that sorts after it, or leave"
+            " numbering=date out for the next number"
+            if sort_key(version)[0] == sort_key(latest)[0]
+            else "this directory is not numbered by date: leave numbering=date out"
+        )
+        raise ValueError(f"{version} would run before {latest}, already there: {fix}")
+    return version

@@ -187,16 +187,38 @@ def test_checksum_covers_forward_sql_not_the_rollback_block(tmp_path: Path) -> N
     assert a.checksum == b.checksum
 
 
+def test_checksum_is_the_statements_not_the_comments(tmp_path: Path) -> None:
+    (a,) = _files.load_path(str(write(tmp_path / "a", "016_add_feature_x.sql", GUIDE_TEMPLATE)))
+    header = GUIDE_TEMPLATE.replace("-- Tested on: tme_portal_test", "-- Tested on: tme_portal_test (again)")
+    spaced = GUIDE_TEMPLATE.replace("ADD COLUMN IF NOT EXISTS", "ADD COLUMN  IF NOT EXISTS\n   ")
+    statement = GUIDE_TEMPLATE.replace("DEFAULT false", "DEFAULT true")
+    literal = GUIDE_TEMPLATE.replace("'Add support for feature X'", "'Add support for  feature X'")
+    (b,) = _files.load_path(str(write(tmp_path / "b", "016_add_feature_x.sql", header)))
+    (c,) = _files.load_path(str(write(tmp_path / "c", "016_add_feature_x.sql", spaced)))
+    (d,) = _files.load_path(str(write(tmp_path / "d", "016_add_feature_x.sql", statement)))
+    (e,) = _files.load_path(str(write(tmp_path / "e", "016_add_feature_x.sql", literal)))
+    assert a.checksum == b.checksum == c.checksum
+    assert len({a.checksum, d.checksum, e.checksum}) == 3
+    # A checksum of the earlier scheme, recorded before the upgrade, still identifies the file.
+    assert a.legacy_checksum != a.checksum and a.matches(a.legacy_checksum) and a.matches(a.checksum)
+    assert not b.matches(a.legacy_checksum) and not d.matches(a.checksum) and not a.matches(None)
+
+
 def test_directory_order_duplicates_and_stray_files(tmp_path: Path) -> None:
     for name in ("010_c.sql", "002_b.sql", "20250915_d.sql", "001_a.sql"):
         write(tmp_path, name, "SELECT 1;\n-- ROLLBACK\n-- SELECT 2;\n")
     write(tmp_path, "PENDING_MIGRATIONS.md", "# Pending\n")
     versions = [m.version for m in _files.load_directory(str(tmp_path))]
     assert versions == ["001_a", "002_b", "010_c", "20250915_d"]
+    # The guide's date names: two files of one day share a number and run in name order.
     write(tmp_path, "002_other.sql", "SELECT 1;\n-- ROLLBACK\n-- SELECT 2;\n")
-    with pytest.raises(MigrationError, match="duplicate version number 2"):
-        _files.load_directory(str(tmp_path))
+    versions = [m.version for m in _files.load_directory(str(tmp_path))]
+    assert versions == ["001_a", "002_b", "002_other", "010_c", "20250915_d"]
     (tmp_path / "002_other.sql").unlink()
+    write(tmp_path, "002_b.up.sql", "SELECT 1;\n")  # one version twice stays an error
+    with pytest.raises(MigrationError, match="duplicate version 002_b"):
+        _files.load_directory(str(tmp_path))
+    (tmp_path / "002_b.up.sql").unlink()
     write(tmp_path, "seed.sql", "SELECT 1;\n")
     with pytest.raises(MigrationError, match=r"seed\.sql: not a migration name"):
         _files.load_directory(str(tmp_path))
