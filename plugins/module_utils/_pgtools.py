@@ -16,7 +16,7 @@ import subprocess
 from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
-from ansible_collections.tme.migrations.plugins.module_utils._connection import connection_argument_spec, scrub
+from ansible_collections.tme.migrations.plugins.module_utils._connection import scrub
 
 
 class ToolError(Exception):
@@ -134,10 +134,3 @@ class PgTools:
         """One SQL query through psql (unaligned, tuples only): the rows as lines."""
         out = self.run("psql", ["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-c", text])
         return [line for line in out.splitlines() if line]
-
-
-def pg_tools_argument_spec() -> dict[str, Any]:
-    """The connection options with the database required (backup, restore)."""
-    spec = connection_argument_spec()
-    spec["login_db"]["required"] = True
-    return spec

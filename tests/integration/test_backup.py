@@ -7,14 +7,17 @@ writes nothing, and a restore that fails half way leaves the database exactly as
 from __future__ import annotations
 
 import gzip
+import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+from psycopg import sql
 
 from ansible_collections.tme.migrations.plugins.module_utils._backup import BackupError, make_backup
 from ansible_collections.tme.migrations.plugins.module_utils._pgtools import PgTools, ToolError
-from ansible_collections.tme.migrations.plugins.module_utils._restore import restore
+from ansible_collections.tme.migrations.plugins.module_utils._restore import clean_preamble, restore
 
 from ..conftest import Database
 from .test_modules import CONNECTION
@@ -117,3 +120,275 @@ def test_custom_format_verified_and_restored(db: Database, tmp_path: Path) -> No
     with pytest.raises(BackupError, match="pg_restore --list cannot read it"):
         restore(tools(db), str(damaged), min_size=16)
     assert db.scalar("SELECT count(*) FROM t") == 2
+
+
+# -- the team's server: the login role is the bootstrap superuser, the backups are the guide's ----
+# backup-daily.sh: pg_dump -U tme_user tme_portal | gzip, as the postgres image's POSTGRES_USER (the
+# bootstrap superuser, which owns everything), without --clean: CREATE statements only.
+def superuser_tools(db: Database) -> PgTools:
+    kw = db.server.admin_kwargs(db.name)
+    return PgTools(db.name, kw["user"], None, kw["host"], kw["port"], str(db.server.bindir))
+
+
+def guide_dump(db: Database, path: Path, superuser: bool = True) -> str:
+    """backup-daily.sh's way: plain pg_dump, no --clean, through gzip."""
+    kw = db.server.admin_kwargs(db.name) if superuser else db.kwargs
+    env = dict(os.environ, PGPASSWORD=kw.get("password") or "")
+    argv = [str(db.server.bindir / "pg_dump"), "-h", str(kw["host"]), "-p", str(kw["port"]), "-U", kw["user"], db.name]
+    done = subprocess.run(argv, env=env, capture_output=True, check=True)  # noqa: S603 - argv list
+    assert b"DROP " not in done.stdout and b"CREATE TABLE public.t " in done.stdout
+    path.write_bytes(gzip.compress(done.stdout))
+    return str(path)
+
+
+def build(db: Database, owner: str | None = None) -> None:
+    """Two schemas, an extension used by an index, a view, a sequence, a non-default public ACL."""
+    with db.connect(admin=True) as conn:
+        conn.execute(
+            "CREATE EXTENSION IF NOT EXISTS pg_trgm;"
+            "CREATE TABLE t (id serial PRIMARY KEY, name text NOT NULL);"
+            "INSERT INTO t (name) SELECT 'client ' || g FROM generate_series(1, 50) g;"
+            "CREATE INDEX t_name_trgm ON t USING gin (name gin_trgm_ops);"
+            "CREATE VIEW t_even AS SELECT id, name FROM t WHERE id % 2 = 0;"
+            "CREATE SCHEMA reporting;"
+            "CREATE TABLE reporting.totals (day date PRIMARY KEY, n int);"
+            "INSERT INTO reporting.totals SELECT d::date, 7 FROM generate_series('2026-01-01'::date, '2026-01-10', "
+            "'1 day') d;"
+            "COMMENT ON SCHEMA public IS 'the portal''s tables'"
+        )
+        conn.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(sql.Identifier(db.kwargs["user"])))
+        if owner:
+            for table in ("t", "reporting.totals"):
+                conn.execute(
+                    sql.SQL("ALTER TABLE {} OWNER TO {}").format(
+                        sql.Identifier(*table.split(".")), sql.Identifier(owner)
+                    )
+                )
+
+
+def fingerprint(db: Database) -> dict[str, Any]:
+    """Schema and data as the superuser sees them: tables, rows (count and md5), indexes, extensions, public."""
+    with db.connect(admin=True) as conn:
+        tables = conn.execute(
+            "SELECT table_schema, table_name, table_type FROM information_schema.tables"
+            " WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2"
+        ).fetchall()
+        rows = {}
+        for schema, name, kind in tables:
+            if kind == "BASE TABLE":
+                rows[f"{schema}.{name}"] = conn.execute(
+                    sql.SQL(
+                        "SELECT count(*), md5(coalesce(string_agg(r::text, ',' ORDER BY r::text), '')) FROM {} r"
+                    ).format(sql.Identifier(schema, name))
+                ).fetchone()
+        return {
+            "tables": tables,
+            "rows": rows,
+            "indexes": conn.execute(
+                "SELECT schemaname, indexname, indexdef FROM pg_indexes"
+                " WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2"
+            ).fetchall(),
+            "extensions": conn.execute(
+                "SELECT e.extname, n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace"
+                " ORDER BY 1"
+            ).fetchall(),
+            "schemas": conn.execute(
+                "SELECT nspname, pg_get_userbyid(nspowner), obj_description(oid, 'pg_namespace'),"
+                " ARRAY(SELECT a::text FROM unnest(coalesce(nspacl, '{}')) a ORDER BY 1)"
+                " FROM pg_namespace WHERE nspname !~ '^pg_' AND nspname <> 'information_schema' ORDER BY 1"
+            ).fetchall(),
+            "owners": conn.execute(
+                "SELECT c.oid::regclass::text, pg_get_userbyid(c.relowner) FROM pg_class c"
+                " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema' ORDER BY 1"
+            ).fetchall(),
+            "large_objects": conn.execute("SELECT count(*) FROM pg_largeobject_metadata").fetchone(),
+        }
+
+
+def change(db: Database) -> None:
+    """What happens after the backup: a migration, data written and lost."""
+    with db.connect(admin=True) as conn:
+        conn.execute(
+            "DELETE FROM t WHERE id % 3 = 0; INSERT INTO t (name) VALUES ('after the backup');"
+            "UPDATE reporting.totals SET n = n + 1;"
+            "CREATE TABLE later (x int); CREATE SCHEMA later_schema; CREATE TABLE later_schema.y (y int);"
+            "CREATE VIEW reporting.later_view AS SELECT count(*) FROM t;"
+            "COMMENT ON SCHEMA public IS 'changed'"
+        )
+        conn.execute(sql.SQL("REVOKE CREATE ON SCHEMA public FROM {}").format(sql.Identifier(db.kwargs["user"])))
+
+
+def test_superuser_clean_restores_the_guides_dump(db: Database, tmp_path: Path) -> None:
+    build(db)
+    dump = guide_dump(db, tmp_path / "tme_portal_20260101.sql.gz")
+    before = fingerprint(db)
+    assert before["rows"]["public.t"][0] == 50 and ("pg_trgm", "public") in before["extensions"]
+    change(db)
+    assert fingerprint(db) != before
+
+    result = restore(superuser_tools(db), dump)  # clean=true: the default
+    assert result.cleaned and result.format == "plain"
+    after = fingerprint(db)
+    assert after == before  # rows, schema, extension, index, public's owner, ACL and comment
+    assert "later" not in str(after["tables"]) and "t_name_trgm" in str(after["indexes"])
+    with db.connect() as conn:  # the application role's privileges on public came back
+        conn.execute("CREATE TABLE app_can_create (x int)")
+
+    restore(superuser_tools(db), dump)  # again, over what it restored: the table made since goes
+    assert fingerprint(db) == before
+
+
+def test_superuser_clean_restore_that_fails_changes_nothing(db: Database, tmp_path: Path) -> None:
+    role = "gone_" + db.name
+    with db.connect(admin=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(role)))
+    build(db, owner=role)
+    dump = guide_dump(db, tmp_path / "owned_by_a_role_dropped_since.sql.gz")
+    with db.connect(admin=True) as conn:  # the dump's ALTER TABLE ... OWNER TO that role will fail
+        conn.execute(sql.SQL("REASSIGN OWNED BY {} TO postgres").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+    change(db)
+    before = fingerprint(db)
+    with pytest.raises(ToolError, match="rolled back") as info:
+        restore(superuser_tools(db), dump)
+    assert "does not exist" in str(info.value) and "no DROP statements" not in str(info.value)
+    assert fingerprint(db) == before  # the schemas dropped by the preamble are all back, data too
+    assert ("public", "later", "BASE TABLE") in before["tables"]
+
+
+@pytest.mark.parametrize("superuser", [True, False], ids=["superuser", "application-role"])
+def test_clean_false_over_existing_objects_says_why_and_changes_nothing(
+    db: Database, db2: Database, tmp_path: Path, superuser: bool
+) -> None:
+    if superuser:
+        build(db)
+    else:
+        db.query("CREATE TABLE t (id serial PRIMARY KEY, name text NOT NULL); INSERT INTO t (name) VALUES ('a')")
+    dump = guide_dump(db, tmp_path / "guide.sql.gz", superuser=superuser)
+    with db.connect(admin=superuser) as conn:
+        conn.execute("INSERT INTO t (name) VALUES ('after the backup')")
+    before = fingerprint(db)
+    target = superuser_tools(db) if superuser else tools(db)
+    with pytest.raises(ToolError, match="rolled back") as info:
+        restore(target, dump, clean=False)
+    message = str(info.value)
+    assert "already exists" in message
+    assert "the dump has no DROP statements (pg_dump ran without --clean)" in message
+    assert "clean=true restores it" in message
+    assert db.kwargs["password"] not in message
+    assert fingerprint(db) == before
+
+    # clean=false into an empty database restores it as it is
+    empty = superuser_tools(db2) if superuser else tools(db2)
+    assert restore(empty, dump, clean=False).cleaned is False
+    restored = fingerprint(db2)
+    assert restored["rows"]["public.t"][0] == before["rows"]["public.t"][0] - 1
+
+    # and clean=true restores over the existing objects
+    restore(target, dump)
+    assert fingerprint(db)["rows"] == restored["rows"]
+
+
+def test_application_role_clean_restores_the_guides_dump(db: Database, tmp_path: Path) -> None:
+    """Not a superuser: DROP OWNED BY CURRENT_USER, then the dump made without --clean."""
+    db.query("CREATE TABLE t (id serial PRIMARY KEY, name text); INSERT INTO t (name) VALUES ('a'), ('b')")
+    dump = guide_dump(db, tmp_path / "guide.sql.gz", superuser=False)
+    before = fingerprint(db)
+    db.query("DELETE FROM t; CREATE TABLE later (x int)")
+    restore(tools(db), dump)
+    assert fingerprint(db) == before and "later" not in db.tables()
+
+
+def test_superuser_custom_format(db: Database, tmp_path: Path) -> None:
+    build(db)
+    with db.connect(admin=True) as conn:
+        conn.execute("SELECT lo_from_bytea(0, 'a large object')")
+    made = make_backup(superuser_tools(db), str(tmp_path), "db", fmt="custom").path
+    before = fingerprint(db)
+    assert before["large_objects"] == (1,)
+    change(db)
+    with db.connect(admin=True) as conn:
+        conn.execute("SELECT lo_from_bytea(0, 'created after the backup')")
+
+    with pytest.raises(ToolError, match="rolled back") as info:
+        restore(superuser_tools(db), made, clean=False)
+    assert "already exists" in str(info.value) and "clean=true restores it" in str(info.value)
+    changed = fingerprint(db)
+    assert changed != before and changed["large_objects"] == (2,)
+
+    assert restore(superuser_tools(db), made).format == "custom"
+    after = fingerprint(db)
+    assert after == before  # later objects gone, the large object the backup's only
+    assert "later" not in str(after["tables"])
+
+
+def test_superuser_custom_format_that_fails_changes_nothing(db: Database, tmp_path: Path) -> None:
+    role = "gone_" + db.name
+    with db.connect(admin=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(role)))
+    build(db, owner=role)
+    made = make_backup(superuser_tools(db), str(tmp_path), "db", fmt="custom").path
+    with db.connect(admin=True) as conn:
+        conn.execute(sql.SQL("REASSIGN OWNED BY {} TO postgres").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+    change(db)
+    before = fingerprint(db)
+    with pytest.raises(ToolError, match="rolled back") as info:
+        restore(superuser_tools(db), made)
+    assert "does not exist" in str(info.value)
+    assert fingerprint(db) == before
+
+
+def test_plain_dump_with_large_objects_is_refused(db: Database, tmp_path: Path) -> None:
+    build(db)
+    with db.connect(admin=True) as conn:
+        conn.execute("SELECT lo_from_bytea(0, 'a large object')")
+    dump = guide_dump(db, tmp_path / "with_large_objects.sql.gz")
+    change(db)
+    before = fingerprint(db)
+    with pytest.raises(BackupError, match="large objects"):
+        restore(superuser_tools(db), dump)
+    assert fingerprint(db) == before
+
+
+def test_superuser_preamble_empties_the_database_and_recreates_public_exactly(db: Database) -> None:
+    """The clean preamble alone, in a transaction rolled back: public's owner, ACL (grantors too) and comment."""
+    app, r1, r2 = db.kwargs["user"], "r1_" + db.name, "r2_" + db.name
+    ident = sql.Identifier
+    public = (
+        "SELECT pg_get_userbyid(nspowner), ARRAY(SELECT a::text FROM unnest(nspacl) a ORDER BY 1),"
+        " obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = 'public'"
+    )
+    with db.connect(admin=True) as conn:
+        for statement in (
+            sql.SQL("CREATE ROLE {}; CREATE ROLE {}").format(ident(r1), ident(r2)),
+            sql.SQL("ALTER SCHEMA public OWNER TO {}").format(ident(app)),
+            sql.SQL("GRANT USAGE, CREATE ON SCHEMA public TO {} WITH GRANT OPTION").format(ident(r1)),
+            sql.SQL("SET ROLE {}; GRANT USAGE ON SCHEMA public TO {}; RESET ROLE").format(ident(r1), ident(r2)),
+            sql.SQL("REVOKE CREATE ON SCHEMA public FROM {}").format(ident(app)),
+            sql.SQL(
+                "COMMENT ON SCHEMA public IS 'kept'; CREATE EXTENSION pg_trgm; CREATE SCHEMA s;"
+                " CREATE TABLE s.x (i int); CREATE TABLE public.y (i int); SELECT lo_from_bytea(0, 'x');"
+                " CREATE PUBLICATION p FOR TABLE public.y"
+            ),
+        ):
+            conn.execute(statement)
+        try:
+            expected = conn.execute(public).fetchone()
+            assert expected[0] == app and any(item.endswith(f"/{r1}") for item in expected[1])
+            with conn.transaction(force_rollback=True):
+                conn.execute(clean_preamble(superuser=True).decode())
+                assert conn.execute(public).fetchone() == expected
+                assert conn.execute(
+                    "SELECT nspname FROM pg_namespace WHERE nspname !~ '^pg_' AND nspname <> 'information_schema'"
+                ).fetchall() == [("public",)]
+                assert conn.execute(
+                    "SELECT (SELECT count(*) FROM pg_extension WHERE extname = 'pg_trgm'),"
+                    " (SELECT count(*) FROM pg_largeobject_metadata), (SELECT count(*) FROM pg_publication),"
+                    " (SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace)"
+                ).fetchone() == (0, 0, 0, 0)
+            assert conn.execute(public).fetchone() == expected
+        finally:
+            conn.execute(sql.SQL("DROP OWNED BY {}, {}").format(ident(r1), ident(r2)))
+            conn.execute(sql.SQL("DROP ROLE {}, {}").format(ident(r1), ident(r2)))
