@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test unit lint sanity bench server stop clean
+.PHONY: demo test unit lint sanity bench server stop clean wheelhouse
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,9 +26,18 @@ stop: $(STAMP)
 
 ## Every test: ruff, mypy, ansible-lint, then pytest (unit; integration on real PostgreSQL servers
 ## through ansible-runner). `make sanity` runs ansible-test sanity.
-test: $(STAMP)
+test: $(STAMP) wheelhouse
 	$(MAKE) lint
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest
+
+## What playbooks/prepare.yml installs on a server without internet (psycopg, requests): the
+## container workflow tests install the modules' virtualenv from it, talking to no index themselves.
+WHEELHOUSE := .local/wheelhouse
+wheelhouse: $(WHEELHOUSE)/.done
+$(WHEELHOUSE)/.done: $(STAMP)
+	$(PY) -m pip download --quiet --disable-pip-version-check --dest $(WHEELHOUSE) --only-binary=:all: \
+		"psycopg[binary]>=3.1,<4" "requests>=2.28"
+	@touch $@
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit

@@ -24,9 +24,10 @@ description:
     and the next run resumes, dropping and rebuilding an invalid index left by an interrupted build.
   - One runner per database at a time (an advisory lock). Each migration runs under O(lock_timeout) and
     is retried on lock conflicts; when it gives up, the error names the blocking session.
-  - The checksum covers the SQL's tokens, not its comments or whitespace: editing the header
-    (C(-- Tested on:), C(-- Description:)) is not drift, any change to a statement is. Checksums recorded by
-    the earlier scheme (the whole forward text) still verify.
+  - The checksum covers the SQL's tokens, not its comments or whitespace. Editing the header
+    (the C(-- Tested on) or C(-- Description) lines) is not drift, any change to a statement is. Checksums
+    recorded by the earlier scheme (the whole forward text) still verify; C(playbooks/setup-tracking.yml)
+    moves them to the current one.
   - A migration whose applied checksum differs from its file (drift) is refused unless O(accept_drift) names it
     (recorded, audited) or O(allow_drift=true) (this run only).
   - With O(reference), the promotion gate refuses any migration the reference database (staging) has not

@@ -17,7 +17,7 @@ from typing import Any
 
 from ansible_collections.tme.migrations.plugins.plugin_utils._files import legacy_checksum, split_inline_rollback
 
-from .test_workflow import bundled_topology
+from .topology import bundled_topology
 
 GUIDE_SETUP = """CREATE TABLE IF NOT EXISTS schema_migrations (
     version VARCHAR(255) PRIMARY KEY,

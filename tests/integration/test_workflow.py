@@ -12,244 +12,24 @@ The app is tme-local/portal (tools/localdocker.py): release 2.3 reads clients.co
 from __future__ import annotations
 
 import gzip
-import json
-import os
 import stat
-import subprocess
-import sys
-import tempfile
-import urllib.error
-import urllib.request
-import zlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ..conftest import REPO, PgContainer, free_port
-
-PLAYBOOKS = REPO / "playbooks"
-SAFE_BEFORE_013 = [f"{n:03d}" for n in range(1, 13)]
-
-
-@dataclass
-class Run:
-    rc: int
-    stdout: str
-    artifacts: Path
-
-
-@dataclass
-class Topology:
-    """Two inventory hosts (staging, production) and everything the playbooks write, in tmp_path."""
-
-    tmp: Path
-    hostvars: dict[str, dict[str, Any]]
-    password: str
-    container: PgContainer | None = None
-    env: dict[str, str] | None = None
-    runs: list[Run] | None = None
-
-    @property
-    def staging(self) -> dict[str, Any]:
-        return self.hostvars["staging-db"]
-
-    @property
-    def production(self) -> dict[str, Any]:
-        return self.hostvars["production-db"]
-
-    def run(self, playbook: str, check: bool = False, **extravars: Any) -> Run:
-        import ansible_runner
-
-        private = Path(tempfile.mkdtemp(prefix="runner-", dir=self.tmp))
-        inventory = {
-            "all": {
-                "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
-                "children": {
-                    "staging": {"hosts": {"staging-db": self.staging}},
-                    "production": {"hosts": {"production-db": self.production}},
-                },
-            }
-        }
-        path = private / "hosts.json"
-        path.write_text(json.dumps(inventory))
-        runner = ansible_runner.run(
-            private_data_dir=str(private),
-            playbook=str(PLAYBOOKS / playbook),
-            inventory=str(path),
-            extravars=extravars,
-            envvars={"ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1", **(self.env or {})},
-            cmdline="--check" if check else None,
-            quiet=True,
-        )
-        run = Run(runner.rc, runner.stdout.read(), private / "artifacts")
-        self.runs = (self.runs or []) + [run]
-        return run
-
-    # -- reading the databases independently of the collection --------------------------------
-    def query(self, host: str, sql: str) -> list[tuple[Any, ...]]:
-        import psycopg
-
-        v = self.hostvars[host]
-        with psycopg.connect(
-            host=v["tme_db_host"],
-            port=v["tme_db_port"],
-            user="tme_user",
-            password=self.password,
-            dbname=v["tme_db_name"],
-        ) as conn:
-            cur = conn.execute(sql)
-            return cur.fetchall() if cur.description else []
-
-    def versions(self, host: str) -> list[str]:
-        if self.query(host, "SELECT to_regclass('schema_migrations')") == [(None,)]:
-            return []  # no tracking table: the database was never touched
-        rows = self.query(host, "SELECT version FROM schema_migrations ORDER BY version")
-        return [str(r[0])[:3] for r in rows]
-
-    def backups(self) -> list[Path]:
-        directory = Path(self.production["tme_backup_dir"])
-        return sorted(directory.glob("*.sql.gz")) if directory.exists() else []
-
-    def assert_no_secret(self) -> None:
-        """The password appears in no playbook output, runner artifact, report, log, backup or state file."""
-        needle = self.password
-        for run in self.runs or []:
-            assert needle not in run.stdout
-        for root in [self.tmp]:
-            for path in root.rglob("*"):
-                if path.is_file() and not path.is_symlink():
-                    data = path.read_bytes()
-                    if path.name.endswith(".gz"):
-                        try:
-                            data = gzip.decompress(data)
-                        except (OSError, EOFError, zlib.error):
-                            pass  # a deliberately damaged backup: its raw bytes are scanned
-                    assert needle.encode() not in data, f"the password is in {path}"
-
-
-def password_lookup(password: str) -> str:
-    """The inventory's reference to the password: a 0600 file outside what the test scans, as a
-    real inventory keeps it in a vault."""
-    directory = Path(tempfile.mkdtemp(prefix="tme-secret-"))
-    path = directory / "tme_user.password"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(password)
-    return f"{{{{ lookup('ansible.builtin.file', '{path}') }}}}"
-
-
-def _common(tmp: Path, migrations: Path) -> dict[str, Any]:
-    return {
-        "tme_migrations_dir": str(migrations),
-        "tme_db_user": "tme_user",
-        "tme_backup_dir": str(tmp / "backups"),
-        "tme_pending_file": str(tmp / "reports" / "PENDING_MIGRATIONS.md"),  # a directory not made yet
-        "tme_state_dir": str(tmp / "state"),
-        "tme_log_dir": str(tmp / "logs"),
-        "tme_business_hours": {"days": []},  # never in business hours: the tests may run any time
-    }
-
-
-@pytest.fixture
-def guide_topology(pg_container: PgContainer, migrations_dir: Path, tmp_path: Path) -> Topology:
-    """The guide's topology: both databases in one postgres container, backups through docker exec,
-    the app on the host network (no port publishing with --bridge=none), candidate on a free port."""
-    from localpg import embedded_bindir
-
-    staging_db, production_db = pg_container.new_databases(2)
-    app_port, smoke_port = free_port(), free_port()
-    common = _common(tmp_path, migrations_dir)
-    shared = {
-        **common,
-        "tme_db_host": "127.0.0.1",
-        "tme_db_port": pg_container.port,
-        "tme_db_password": password_lookup(pg_container.password),
-        "tme_db_container": pg_container.name,
-        "tme_pg_bin_dir": str(embedded_bindir()),  # the rehearsal's pg_dump, of the server's version
-        "tme_app_container": "tme-app-" + tmp_path.name[-12:].replace("_", "-").lower(),
-        "tme_app_network_mode": "host",
-        "tme_app_env": {"PORT": str(app_port)},
-        "tme_smoke_env": {"PORT": str(smoke_port)},
-        "tme_app_health_path": "/cgi-bin/health",
-        "tme_app_health_url": f"http://127.0.0.1:{app_port}/cgi-bin/health",
-    }
-    hostvars = {
-        "staging-db": {**shared, "tme_db_name": staging_db},
-        "production-db": {**shared, "tme_db_name": production_db, "tme_reference_host": "staging-db"},
-    }
-    topo = Topology(tmp_path, hostvars, pg_container.password, pg_container, dict(pg_container.env))
-    topo.production["smoke_port"] = smoke_port
-    return topo
-
-
-def docker_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", *args], text=True, capture_output=True, check=False)
-
-
-def start_app(topo: Topology, image: str) -> None:
-    """What ops had running before the release: the app container on production."""
-    p = topo.production
-    env = {
-        **os.environ,
-        "PORT": p["tme_app_env"]["PORT"],
-        "DATABASE_URL": f"postgresql://tme_user:{topo.password}@127.0.0.1:{p['tme_db_port']}/{p['tme_db_name']}",
-    }
-    done = subprocess.run(
-        [
-            "docker",
-            "run",
-            "-d",
-            "--name",
-            p["tme_app_container"],
-            "--network",
-            "host",
-            "-e",
-            "PORT",
-            "-e",
-            "DATABASE_URL",
-            image,
-        ],
-        env=env,
-        text=True,
-        capture_output=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert health(topo)[0] == 200
-
-
-def health(topo: Topology, url: str | None = None) -> tuple[int, str]:
-    import time
-
-    target = url or topo.production["tme_app_health_url"]
-    for _attempt in range(40):
-        try:
-            with urllib.request.urlopen(target, timeout=5) as response:  # noqa: S310 - loopback only
-                return response.status, response.read().decode()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read().decode()
-        except OSError:
-            time.sleep(0.25)
-    return -1, "no answer"
-
-
-def app_image(topo: Topology) -> str:
-    done = docker_cli("inspect", "--format", "{{.Config.Image}}", topo.production["tme_app_container"])
-    return done.stdout.strip()
-
-
-def remove_app(topo: Topology) -> None:
-    docker_cli("rm", "-f", topo.production["tme_app_container"])
-
-
-def table_fingerprint(topo: Topology, table: str) -> tuple[int, str]:
-    row = topo.query(
-        "production-db",
-        f"SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {table} t",  # noqa: S608
-    )[0]
-    return int(row[0]), str(row[1])
+from .topology import (
+    SAFE_BEFORE_013,
+    Run,
+    Topology,
+    app_image,
+    bundled_topology,
+    docker_cli,
+    health,
+    remove_app,
+    start_app,
+    table_fingerprint,
+)
 
 
 # -- apply-safe ---------------------------------------------------------------------------------
@@ -394,25 +174,6 @@ def test_corrupt_backup_stops_the_production_apply(tmp_path: Path, db: Any, db2:
 
 
 # -- rollback.yml and restore.yml ---------------------------------------------------------------
-def bundled_topology(
-    tmp: Path, db: Any, db2: Any, migrations: Path, pg_bin_dir: str | None = None, **extra: Any
-) -> Topology:
-    shared = {
-        **_common(tmp, migrations),
-        "tme_db_host": "127.0.0.1",
-        "tme_db_port": db.server.port,
-        "tme_db_password": password_lookup(db.kwargs["password"]),
-        "tme_pg_bin_dir": pg_bin_dir or str(db.server.bindir),
-        "tme_breaking_allowed": True,  # no app runs against these databases
-        **extra,
-    }
-    hostvars = {
-        "staging-db": {**shared, "tme_db_name": db.name},
-        "production-db": {**shared, "tme_db_name": db2.name, "tme_reference_host": "staging-db"},
-    }
-    return Topology(tmp, hostvars, db.kwargs["password"])
-
-
 def _rollback_and_restore(topo: Topology) -> None:
     assert topo.run("apply-safe.yml").rc == 0
     assert topo.versions("production-db") == [f"{n:03d}" for n in range(1, 16)]
