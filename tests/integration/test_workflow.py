@@ -20,10 +20,10 @@ import pytest
 
 from .topology import (
     SAFE_BEFORE_013,
-    Run,
     Topology,
     app_image,
     bundled_topology,
+    deploy,
     docker_cli,
     health,
     remove_app,
@@ -74,12 +74,6 @@ def released(guide_topology: Topology) -> Any:
     yield topo
     remove_app(topo)
     docker_cli("rm", "-f", "tme-test")
-
-
-def deploy(topo: Topology, image: str, check: bool = False, **extra: Any) -> Run:
-    """deploy-breaking.yml as ops run it, the candidate on the topology's free port (3001 by default)."""
-    port = topo.production["smoke_port"]
-    return topo.run("deploy-breaking.yml", check=check, app_image=image, smoke_test_port=port, **extra)
 
 
 def test_deploy_breaking_end_to_end(released: Topology) -> None:

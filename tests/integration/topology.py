@@ -227,3 +227,9 @@ def bundled_topology(
         "production-db": {**shared, "tme_db_name": db2.name, "tme_reference_host": "staging-db"},
     }
     return Topology(tmp, hostvars, db.kwargs["password"])
+
+
+def deploy(topo: Topology, image: str, check: bool = False, **extra: Any) -> Run:
+    """deploy-breaking.yml as ops run it, the candidate on the topology's free port (3001 by default)."""
+    port = topo.production["smoke_port"]
+    return topo.run("deploy-breaking.yml", check=check, app_image=image, smoke_test_port=port, **extra)
