@@ -560,8 +560,8 @@ class Engine:
         return self._entry(m, ms)
 
     @staticmethod
-    def _rollback_copy(m: Migration) -> str | None:
-        return m.rollback.executable_sql() if m.rollback is not None else None
+    def _rollback_copy(m: Migration) -> Script | None:
+        return m.rollback if m.rollback is not None and not m.rollback_error else None
 
     # -- statements outside a transaction ----------------------------------------------------
     def _apply_stepwise(self, m: Migration, progress: Any) -> dict[str, Any]:
@@ -602,6 +602,15 @@ class Engine:
 
             self._with_lock_retries(finish, m, "apply")
         except EngineError as exc:
+            # Steps before the failing one are committed (and recorded in the progress table).
+            self.report.changed = True
+            if exc.message.startswith(f"{m.version} failed, nothing of it committed."):
+                exc.message = exc.message.replace(
+                    "failed, nothing of it committed.",
+                    f"failed after {done} of {len(statements)} statements had committed; the next run resumes "
+                    "after them.",
+                    1,
+                )
             try:
                 self.tracking.fail_progress(self.lock_conn, m.version, exc.message)
             except psycopg.Error:
@@ -702,7 +711,7 @@ class Engine:
                 self.report.warnings.append(
                     f"{version}: the file changed since it was applied; the rollback stored at apply time is used"
                 )
-            return Script(f"{self.tracking.name}.rollback_sql ({version})", (Statement(stored, 1),)), "stored copy"
+            return stored, "stored copy"
         if m is None:
             raise EngineError(
                 f"cannot roll back {version}: no migration file for it and no rollback stored in {self.tracking.name}",

@@ -69,8 +69,14 @@ class Script:
         return all(s.transactional for s in self.statements)
 
     def executable_sql(self) -> str:
-        """The script as one text without transaction control, e.g. for the stored rollback copy."""
-        return "".join(s.sql.rstrip() + ";\n" for s in self.statements)
+        """The script as one text without transaction control, e.g. for the stored rollback copy. A
+        statement whose last line holds ``--`` gets its ``;`` on a line of its own, or the comment
+        would swallow it."""
+        parts = []
+        for statement in self.statements:
+            text = statement.sql.rstrip()
+            parts.append(text + ("\n;\n" if "--" in text.rsplit("\n", 1)[-1] else ";\n"))
+        return "".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": self.path, "statements": [s.to_dict() for s in self.statements]}

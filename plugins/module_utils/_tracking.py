@@ -16,11 +16,12 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from ansible_collections.tme.migrations.plugins.module_utils._model import TOOL_VERSION, Migration
+from ansible_collections.tme.migrations.plugins.module_utils._model import TOOL_VERSION, Migration, Script, Statement
 
 try:
     from psycopg import sql
@@ -34,7 +35,8 @@ EXTRA_COLUMNS = (
     ("classification", "TEXT"),
     ("execution_ms", "INTEGER"),
     ("applied_host", "TEXT"),
-    ("rollback_sql", "TEXT"),
+    ("rollback_sql", "TEXT"),  # the rollback as one text, for people (psql -f)
+    ("rollback_script", "TEXT"),  # the same as JSON statements, for the engine (CONCURRENTLY steps kept)
     ("tool_version", "TEXT"),
     ("backup_path", "TEXT"),  # the verified backup taken before the run that applied it
     # A row applied by hand (the guide's psql) and taken over by setup-tracking: when, by whom.
@@ -93,6 +95,12 @@ def statements_hash(sqls: list[str]) -> str:
         digest.update(text.encode("utf-8"))
         digest.update(b"\0")
     return digest.hexdigest()
+
+
+def _script_json(script: Script | None) -> str | None:
+    if script is None:
+        return None
+    return json.dumps({"statements": script.to_dict()["statements"]}, separators=(",", ":"))
 
 
 def _text(value: Any) -> str | None:
@@ -246,7 +254,7 @@ class Tracking:
         existing = self.columns(conn)
         if not existing:
             return {}
-        wanted = list(GUIDE_COLUMNS) + [column[0] for column in EXTRA_COLUMNS if column[0] != "rollback_sql"]
+        wanted = list(GUIDE_COLUMNS) + [c[0] for c in EXTRA_COLUMNS if c[0] not in ("rollback_sql", "rollback_script")]
         present = [c for c in wanted if c in existing]
         rows = conn.execute(
             sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(sql.Identifier(c) for c in present), self.ident)
@@ -286,17 +294,26 @@ class Tracking:
             for r in rows
         }
 
-    def stored_rollback(self, conn: Any, version: str) -> str | None:
-        if "rollback_sql" not in self.columns(conn):
+    def stored_rollback(self, conn: Any, version: str) -> Script | None:
+        """The rollback copied at apply time: its statements as the file had them, or, for rows of an
+        earlier release, the one text (run as one statement)."""
+        columns = self.columns(conn)
+        if "rollback_sql" not in columns:
             return None
+        script = sql.SQL("rollback_script") if "rollback_script" in columns else sql.SQL("NULL")
         row = conn.execute(
-            sql.SQL("SELECT rollback_sql FROM {} WHERE version = %s").format(self.ident), (version,)
+            sql.SQL("SELECT rollback_sql, {} FROM {} WHERE version = %s").format(script, self.ident), (version,)
         ).fetchone()
-        return row[0] if row else None
+        if not row or (row[0] is None and row[1] is None):
+            return None
+        where = f"{self.name}.rollback_sql ({version})"
+        if row[1]:
+            return Script.from_dict({**json.loads(row[1]), "path": where})
+        return Script(where, (Statement(str(row[0]), 1),))
 
     # -- writing -----------------------------------------------------------------------------
     def applied_sql(
-        self, migration: Migration, execution_ms: int, host: str, rollback_sql: str | None, backup: str | None = None
+        self, migration: Migration, execution_ms: int, host: str, rollback: Script | None, backup: str | None = None
     ) -> Any:
         """The tracking row and its audit row as one statement, values composed as SQL literals so that it
         can share a round trip with COMMIT (the simple query protocol takes no bound parameters).
@@ -312,19 +329,22 @@ class Tracking:
             "tool": TOOL_VERSION,
             "description": migration.description,
             "class": migration.classification,
-            "rollback": rollback_sql,
+            "rollback": rollback.executable_sql() if rollback is not None else None,
+            "script": _script_json(rollback),
             "backup": backup,
         }
         return sql.SQL(
             "WITH audit AS (INSERT INTO {audit} (version, action, outcome, checksum, execution_ms, host,"
             " tool_version) VALUES ({version}, 'apply', 'succeeded', {checksum}, {ms}, {host}, {tool}))"
             " INSERT INTO {table} AS t (version, description, checksum, classification, execution_ms,"
-            " applied_host, rollback_sql, tool_version, backup_path)"
-            " VALUES ({version}, {description}, {checksum}, {class_}, {ms}, {host}, {rollback}, {tool}, {backup})"
+            " applied_host, rollback_sql, rollback_script, tool_version, backup_path)"
+            " VALUES ({version}, {description}, {checksum}, {class_}, {ms}, {host}, {rollback}, {script}, {tool},"
+            " {backup})"
             " ON CONFLICT (version) DO UPDATE SET description = COALESCE(t.description, EXCLUDED.description),"
             " checksum = EXCLUDED.checksum, classification = EXCLUDED.classification,"
             " execution_ms = EXCLUDED.execution_ms, applied_host = EXCLUDED.applied_host,"
-            " rollback_sql = EXCLUDED.rollback_sql, tool_version = EXCLUDED.tool_version,"
+            " rollback_sql = EXCLUDED.rollback_sql, rollback_script = EXCLUDED.rollback_script,"
+            " tool_version = EXCLUDED.tool_version,"
             " backup_path = EXCLUDED.backup_path"
         ).format(
             audit=self.audit_ident,
@@ -337,6 +357,7 @@ class Tracking:
             description=sql.Literal(values["description"]),
             class_=sql.Literal(values["class"]),
             rollback=sql.Literal(values["rollback"]),
+            script=sql.Literal(values["script"]),
             backup=sql.Literal(values["backup"]),
         )
 
@@ -346,10 +367,10 @@ class Tracking:
         migration: Migration,
         execution_ms: int,
         host: str,
-        rollback_sql: str | None,
+        rollback: Script | None,
         backup: str | None = None,
     ) -> None:
-        conn.execute(self.applied_sql(migration, execution_ms, host, rollback_sql, backup))
+        conn.execute(self.applied_sql(migration, execution_ms, host, rollback, backup))
 
     def record_rolled_back(self, conn: Any, version: str, checksum: str | None, ms: int, host: str) -> None:
         conn.execute(
@@ -389,7 +410,7 @@ class Tracking:
         action: str,
         checksum: str,
         classification: str | None,
-        rollback_sql: str | None,
+        rollback: Script | None,
         host: str,
         detail: str,
     ) -> None:
@@ -407,7 +428,8 @@ class Tracking:
                 " VALUES (%(version)s, %(action)s, 'succeeded', %(checksum)s, %(host)s, %(tool)s, %(detail)s))"
                 " UPDATE {table} SET {stamp} checksum = %(checksum)s,"
                 " classification = COALESCE(classification, %(class)s),"
-                " rollback_sql = COALESCE(%(rollback)s, rollback_sql) WHERE version = %(version)s"
+                " rollback_sql = COALESCE(%(rollback)s, rollback_sql),"
+                " rollback_script = COALESCE(%(script)s, rollback_script) WHERE version = %(version)s"
             ).format(audit=self.audit_ident, table=self.ident, stamp=stamp),
             {
                 "version": version,
@@ -417,7 +439,8 @@ class Tracking:
                 "tool": TOOL_VERSION,
                 "detail": detail,
                 "class": classification,
-                "rollback": rollback_sql,
+                "rollback": rollback.executable_sql() if rollback is not None else None,
+                "script": _script_json(rollback),
             },
         )
 

@@ -298,6 +298,35 @@ def test_rollback_last_steps_newest_first_with_stored_copy(db: Database, tmp_pat
     assert db.versions() == ["001_a"] and "b" not in db.tables() and "c" not in db.tables()
 
 
+def test_stored_rollback_keeps_its_statements(db: Database, tmp_path: Path) -> None:
+    """The copy stored at apply time runs as the file's statements did: DROP INDEX CONCURRENTLY outside a
+    transaction, and a statement ending in a comment keeps its semicolon in the readable copy."""
+    d = tmp_path / "m"
+    write(d, "001_a.sql", "CREATE TABLE a (id int, note text);\n-- ROLLBACK\n-- DROP TABLE a;\n")
+    write(
+        d,
+        "002_index.sql",
+        "CREATE INDEX CONCURRENTLY a_id ON a (id);\nUPDATE a SET note = 'x' -- every row\n;\n"
+        "-- ROLLBACK\n-- DROP INDEX CONCURRENTLY a_id;\n-- UPDATE a SET note = NULL -- back\n-- ;\n",
+    )
+    apply(db, d)
+    [(readable,)] = db.query("SELECT rollback_sql FROM schema_migrations WHERE version = '002_index'")
+    assert readable == "DROP INDEX CONCURRENTLY a_id;\nUPDATE a SET note = NULL -- back\n;\n"
+    db.query("INSERT INTO a VALUES (1, 'y')")
+    (d / "002_index.sql").unlink()  # only the stored copy is left
+    with Engine(db.kwargs, Options()) as engine:
+        report = engine.rollback(_files.load_directory(str(d)), version="002_index")
+    assert report.rolled_back[0]["rollback_source"] == "stored copy"
+    assert db.versions() == ["001_a"]
+    assert db.query("SELECT count(*) FROM pg_indexes WHERE indexname = 'a_id'") == [(0,)]
+    assert db.query("SELECT note FROM a") == [(None,)]
+    # The readable copy runs with plain psql too (the comment did not swallow the semicolon).
+    done = db.psql("-c", "CREATE INDEX a_id ON a (id);")
+    assert done.returncode == 0
+    done = db.psql(input=readable)
+    assert done.returncode == 0, done.stderr
+
+
 def test_interrupted_concurrent_index_is_reported_and_repaired(db: Database, tmp_path: Path) -> None:
     db.query(
         "CREATE TABLE big (id int, v text); INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, 20000) g"

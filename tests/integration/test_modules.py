@@ -135,6 +135,31 @@ def test_failing_migration_message_names_file_line_and_postgres(
     assert "016_broken" not in db.versions() and "015_create_user_preferences" in db.versions()
 
 
+def test_failure_after_committed_steps_says_so_and_is_changed(tmp_path: Path, db: Database, playbook: Any) -> None:
+    """A migration run outside a transaction that fails at its third step: the first two are committed,
+    the result says how many and reports changed, and the next run resumes after them."""
+    d = tmp_path / "m"
+    d.mkdir()
+    (d / "001_t.sql").write_text("CREATE TABLE t (id int);\n-- ROLLBACK\n-- DROP TABLE t;\n")
+    (d / "002_steps.sql").write_text(
+        "INSERT INTO t VALUES (1);\nCREATE INDEX CONCURRENTLY t_id ON t (id);\nINSERT INTO nowhere VALUES (1);\n"
+        "-- ROLLBACK\n-- DROP INDEX CONCURRENTLY t_id;\n"
+    )
+    assert playbook(APPLY, hostvars(db, d / "001_t.sql")).rc == 0
+    run = playbook(APPLY, hostvars(db, d))
+    result = run.result("Apply migrations")
+    assert result["failed"] is True and result["changed"] is True
+    assert "002_steps failed after 2 of 3 statements had committed" in result["msg"]
+    assert "nothing of it committed" not in result["msg"]
+    assert db.query("SELECT count(*) FROM t") == [(1,)]
+    (d / "002_steps.sql").write_text(
+        "INSERT INTO t VALUES (1);\nCREATE INDEX CONCURRENTLY t_id ON t (id);\nINSERT INTO t VALUES (2);\n"
+        "-- ROLLBACK\n-- DROP INDEX CONCURRENTLY t_id;\n"
+    )
+    assert playbook(APPLY, hostvars(db, d)).rc == 0  # resumes after the two committed steps
+    assert db.query("SELECT id FROM t ORDER BY id") == [(1,), (2,)]
+
+
 def test_info_reports_pending_drift_missing_and_reference(
     db: Database, db2: Database, migrations_dir: Path, playbook: Any
 ) -> None:
