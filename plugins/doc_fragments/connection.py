@@ -58,7 +58,7 @@ options:
   container:
     description:
       - The container the database runs in, on the host that runs the module, for example
-        C(tme-user-postgres-1) (the team guide's server). Nothing needs to be published or installed for it:
+        C(tme-user-postgres-1) (the team guide's server). Nothing needs to be published or installed for it;
         without O(login_host) the module connects to the container's address on its docker network (read
         with C(docker inspect)), and PostgreSQL's client programs (C(pg_dump), C(pg_restore), C(psql)) run
         inside it with C(docker exec), over its local socket, as the guide's commands do.

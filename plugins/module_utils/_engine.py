@@ -24,6 +24,7 @@ from functools import partial
 from typing import Any, Callable
 
 from ansible_collections.tme.migrations.plugins.module_utils import _connection
+from ansible_collections.tme.migrations.plugins.module_utils._executor import Executor, StatementFailed, steps
 from ansible_collections.tme.migrations.plugins.module_utils._model import (
     SAFE,
     Migration,
@@ -106,10 +107,6 @@ class EngineError(Exception):
         self.report = report
 
 
-def ms_setting(value: int) -> str:
-    return f"{int(value)}ms"
-
-
 def _elapsed_ms(start: float) -> int:
     return int(round((time.monotonic() - start) * 1000))
 
@@ -137,13 +134,6 @@ def describe_error(exc: Exception, statement: Statement | None, path: str) -> st
     return "\n".join(parts)
 
 
-class _StatementFailed(Exception):
-    def __init__(self, exc: Exception, statement: Statement | None) -> None:
-        super().__init__(str(exc))
-        self.exc = exc
-        self.statement = statement
-
-
 class Engine:
     """One run against one database."""
 
@@ -162,6 +152,7 @@ class Engine:
         self.sleep = sleep
         self.tracking = Tracking(options.tracking_schema, options.tracking_table)
         self.conn: Any = None
+        self.executor: Executor = Executor(None)
         self.lock_conn: Any = None
         self.lock: RunnerLock | None = None
         self.report = Report()
@@ -170,6 +161,7 @@ class Engine:
     def __enter__(self) -> Engine:
         try:
             self.conn = _connection.connect(self.conn_kwargs)
+            self.executor = Executor(self.conn, self.options.lock_timeout_ms, self.options.statement_timeout_ms)
             if not self.check_mode:
                 self.lock_conn = _connection.connect(self.conn_kwargs)
                 self.lock = RunnerLock(self.lock_conn, self.tracking.lock_key)
@@ -426,38 +418,6 @@ class Engine:
             entry["repaired"] = repaired
         return entry
 
-    def _set_timeouts(self, local: bool, durable: bool = True) -> None:
-        self.conn.execute(
-            "SELECT set_config('lock_timeout', %s, %s), set_config('statement_timeout', %s, %s),"
-            " set_config('synchronous_commit', %s, %s)",
-            (
-                ms_setting(self.options.lock_timeout_ms),
-                local,
-                ms_setting(self.options.statement_timeout_ms),
-                local,
-                "on" if durable else "off",
-                local,
-            ),
-        )
-
-    def _run(self, statements: tuple[Statement, ...] | list[Statement]) -> None:
-        for statement in statements:
-            try:
-                self.conn.execute(statement.sql)
-            except psycopg.Error as exc:
-                raise _StatementFailed(exc, statement) from exc
-
-    def _transaction(self, body: Callable[[], Any]) -> Any:
-        """Run body in one transaction; an error of the tracking writes or of COMMIT itself (a
-        deferred constraint, a lost connection) is reported like a statement's."""
-        try:
-            with self.conn.transaction():
-                return body()
-        except _StatementFailed:
-            raise
-        except psycopg.Error as exc:
-            raise _StatementFailed(exc, None) from exc
-
     def _with_lock_retries(self, attempt: Callable[[], Any], m: Migration, action: str) -> Any:
         """Run `attempt`, retrying on lock_not_available with exponential backoff."""
         delay = self.options.retry_delay
@@ -465,7 +425,7 @@ class Engine:
         while True:
             try:
                 return attempt()
-            except _StatementFailed as failed:
+            except StatementFailed as failed:
                 if not isinstance(failed.exc, pgerrors.LockNotAvailable) or tries >= self.options.lock_retries:
                     self._fail(m, action, failed)
                 tries += 1
@@ -477,7 +437,7 @@ class Engine:
                 self.sleep(delay)
                 delay = min(delay * 2, 60.0)
 
-    def _fail(self, m: Migration, action: str, failed: _StatementFailed) -> None:
+    def _fail(self, m: Migration, action: str, failed: StatementFailed) -> None:
         path = m.path
         if failed.statement is not None and m.rollback and failed.statement in m.rollback.statements:
             path = m.rollback.path
@@ -520,16 +480,6 @@ class Engine:
         ]
         return "blocked by " + "; ".join(blockers)
 
-    def _begin(self, durable: bool) -> Any:
-        """BEGIN and the migration's settings in one round trip."""
-        return sql.SQL(
-            "BEGIN; SET LOCAL lock_timeout = {}; SET LOCAL statement_timeout = {}; SET LOCAL synchronous_commit = {}"
-        ).format(
-            sql.Literal(ms_setting(self.options.lock_timeout_ms)),
-            sql.Literal(ms_setting(self.options.statement_timeout_ms)),
-            sql.Literal("on" if durable else "off"),
-        )
-
     def _abort(self) -> None:
         if not self.conn.closed and self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             try:
@@ -542,19 +492,19 @@ class Engine:
 
         def attempt() -> int:
             try:
-                self.conn.execute(self._begin(durable))
+                self.conn.execute(self.executor.begin(durable))
                 start = time.monotonic()
-                self._run(m.forward.statements)
+                self.executor.run(m.forward.statements)
                 ms = _elapsed_ms(start)
                 record = self.tracking.applied_sql(m, ms, self.host, self._rollback_copy(m), self.options.backup_path)
                 self.conn.execute(sql.Composed([record, sql.SQL("; COMMIT")]))
                 return ms
-            except _StatementFailed:
+            except StatementFailed:
                 self._abort()
                 raise
             except psycopg.Error as exc:
                 self._abort()
-                raise _StatementFailed(exc, None) from exc
+                raise StatementFailed(exc, None) from exc
 
         ms = self._with_lock_retries(attempt, m, "apply")
         return self._entry(m, ms)
@@ -584,11 +534,7 @@ class Engine:
         start = time.monotonic()
         resuming = progress is not None
         try:
-            while done < len(statements):
-                group = [statements[done]]
-                if group[0].transactional:
-                    while done + len(group) < len(statements) and statements[done + len(group)].transactional:
-                        group.append(statements[done + len(group)])
+            for group in steps(statements[done:]):
                 end = done + len(group)
                 new_hash = statements_hash([s.sql for s in statements[:end]])
 
@@ -598,7 +544,7 @@ class Engine:
             ms = _elapsed_ms(start)
 
             def finish() -> None:
-                self._in_tx(tracking_statements, lambda: self._finish_stepwise(m, ms))
+                self.executor.in_transaction(tracking_statements, lambda: self._finish_stepwise(m, ms))
 
             self._with_lock_retries(finish, m, "apply")
         except EngineError as exc:
@@ -617,8 +563,7 @@ class Engine:
                 pass
             raise
         finally:
-            if not self.conn.closed:
-                self.conn.execute("RESET lock_timeout; RESET statement_timeout")
+            self.executor.reset()
         return self._entry(m, ms, repaired)
 
     def _step(
@@ -633,16 +578,18 @@ class Engine:
         """One step of a migration run outside a transaction: a group of transactional statements in one
         transaction, or one statement that cannot run in a transaction; then its progress."""
         if group[0].transactional:
-            self._in_tx(group, lambda: self.tracking.advance_progress(self.conn, m.version, end, new_hash))
+            self.executor.in_transaction(
+                group, lambda: self.tracking.advance_progress(self.conn, m.version, end, new_hash)
+            )
             return
         statement = group[0]
         try:
-            self._set_timeouts(local=False)
+            self.executor.settings(local=False)
             if not (statement.index and self._prepare_index(statement, resuming, repaired)):
-                self._run(group)
+                self.executor.run(group)
             self.tracking.advance_progress(self.conn, m.version, end, new_hash)
         except psycopg.Error as exc:
-            raise _StatementFailed(exc, statement) from exc
+            raise StatementFailed(exc, statement) from exc
 
     def _finish_stepwise(self, m: Migration, ms: int) -> None:
         self.tracking.record_applied(self.conn, m, ms, self.host, self._rollback_copy(m), self.options.backup_path)
@@ -669,7 +616,7 @@ class Engine:
         try:
             self.conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(schema, index)))
         except psycopg.Error as exc:
-            raise _StatementFailed(exc, statement) from exc
+            raise StatementFailed(exc, statement) from exc
         repaired.append(f"dropped invalid index {schema}.{statement.index} left by an interrupted build")
         return False
 
@@ -734,43 +681,36 @@ class Engine:
         if script.transactional:
 
             def body() -> int:
-                self._set_timeouts(local=True)
+                self.executor.settings(local=True)
                 start = time.monotonic()
-                self._run(script.statements)
+                self.executor.run(script.statements)
                 ms = _elapsed_ms(start)
                 self.tracking.record_rolled_back(self.conn, version, checksum, ms, self.host)
                 return ms
 
             def attempt() -> int:
-                return int(self._transaction(body))
+                return int(self.executor.transaction(body))
 
             return int(self._with_lock_retries(attempt, target, "rollback"))
         start = time.monotonic()
         done = 0
         try:
-            for statement in script.statements:
-                step: list[Statement] = [statement]
-                if statement.transactional:
-                    self._with_lock_retries(partial(self._in_tx, step), target, "rollback")
+            for step in steps(script.statements):
+                if step[0].transactional:
+                    self._with_lock_retries(partial(self.executor.in_transaction, step), target, "rollback")
                 else:
-                    self._set_timeouts(local=False)
-                    self._with_lock_retries(partial(self._run, step), target, "rollback")
-                done += 1
+                    self._with_lock_retries(partial(self.executor.outside_transaction, step[0]), target, "rollback")
+                done += len(step)
         except EngineError as exc:
             exc.message += (
                 f"\n{done} of {len(script.statements)} rollback statements ran before the failure; "
                 f"{version} stays recorded as applied"
             )
             raise EngineError(exc.message, self.report) from None
+        finally:
+            self.executor.reset()
         ms = _elapsed_ms(start)
-        self._in_tx([], lambda: self.tracking.record_rolled_back(self.conn, version, checksum, ms, self.host))
+        self.executor.in_transaction(
+            [], lambda: self.tracking.record_rolled_back(self.conn, version, checksum, ms, self.host)
+        )
         return ms
-
-    def _in_tx(self, statements: list[Statement], then: Callable[[], Any] | None = None) -> None:
-        def body() -> None:
-            self._set_timeouts(local=True)
-            self._run(statements)
-            if then is not None:
-                then()
-
-        self._transaction(body)

@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 from ansible_collections.tme.migrations.plugins.module_utils import _connection
 from ansible_collections.tme.migrations.plugins.module_utils._engine import describe_error
+from ansible_collections.tme.migrations.plugins.module_utils._executor import Executor, StatementFailed
 from ansible_collections.tme.migrations.plugins.module_utils._model import Migration, Script
 from ansible_collections.tme.migrations.plugins.module_utils._pgtools import PgTools, ToolError
 from ansible_collections.tme.migrations.plugins.module_utils._schema import Snapshot, compare, snapshot
@@ -73,25 +74,16 @@ def clone_schema(tools: PgTools, scratch: str) -> None:
 
 
 def _execute(conn: Any, script: Script) -> None:
-    """Run a script as the engine would: in one transaction, or statement by statement when it can't be.
+    """Run a script through the engine's executor: in one transaction, or step by step when it can't be.
 
     Temporary tables a script leaves behind are discarded first, as if each script had a session of its own.
     """
     conn.execute("DISCARD TEMP")
-    statements = [s for s in script.statements if not s.tracking]
-    if script.transactional:
-        with conn.transaction():
-            for statement in statements:
-                try:
-                    conn.execute(statement.sql)
-                except psycopg.Error as exc:
-                    raise _Failed(describe_error(exc, statement, script.path), partial=False) from None
-        return
-    for done, statement in enumerate(statements):
-        try:
-            conn.execute(statement.sql)
-        except psycopg.Error as exc:
-            raise _Failed(describe_error(exc, statement, script.path), partial=done > 0) from None
+    committed = [0]
+    try:
+        Executor(conn).run_script(script, done=lambda count: committed.__setitem__(0, count))
+    except StatementFailed as failed:
+        raise _Failed(describe_error(failed.exc, failed.statement, script.path), partial=committed[0] > 0) from None
 
 
 class _Failed(Exception):

@@ -73,7 +73,7 @@ options:
       - V(rolled_back) rolls back O(version), or the last O(steps) applied migrations, newest first.
       - V(tracked) only creates the tracking tables, or adopts an existing C(schema_migrations) made by hand
         as the guide shows (the guide's one-time setup). With O(path), every row applied by hand (no checksum)
-        whose file exists is adopted: the file's checksum is recorded with C(adopted_at) and C(adopted_by) and
+        whose file exists is adopted, the file's checksum recorded with C(adopted_at) and C(adopted_by) and
         an audit row (action C(adopt)), so the promotion gate accepts it; rows of the earlier checksum scheme get
         the current one (RV(rechecksummed)); rows that no file accounts for are reported in RV(unmatched) and
         as warnings, never adopted.

@@ -172,7 +172,9 @@ def test_path_without_pg_clients_is_the_guide_host(docker_engine: Any) -> None:
     assert python is not None and Path(python).parent == Path(sys.executable).parent  # .venv/bin first
     env = {**os.environ, "PATH": path}
     assert subprocess.run(["docker", "version"], env=env, capture_output=True, check=False).returncode == 0
-    done = subprocess.run(["python", "-c", "import sys; print(sys.prefix)"], env=env, text=True, capture_output=True)
+    done = subprocess.run(
+        ["python", "-c", "import sys; print(sys.prefix)"], env=env, text=True, capture_output=True, check=False
+    )
     assert done.stdout.strip() == sys.prefix
 
 
