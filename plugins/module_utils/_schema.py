@@ -8,6 +8,13 @@ indexes, views and materialized views, sequences, functions, triggers, enums (la
 domains, composite types, schemas, extensions, policies. Objects that belong to an extension are
 left out. Column order is not compared: dropping and re-adding a column moves it to the end, and
 no query that names its columns can tell.
+
+A function or procedure is compared by a hash of its definition with every run of whitespace
+collapsed to one space and the ends trimmed: a rollback that re-creates the previous body with
+other indentation, line breaks or trailing spaces restores it. The accepted limit: whitespace
+inside a string literal or quoted identifier of the body is collapsed too, so a change there
+alone goes unseen; adding or removing whitespace between two tokens where there was none
+(``a+1`` / ``a + 1``) still counts as a difference.
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ _QUERIES: tuple[tuple[str, tuple[str, str] | None, str], ...] = (
         "table",
         ("pg_class", "c.oid"),
         "SELECT n.nspname || '.' || c.relname, CASE c.relkind WHEN 'p' THEN 'partitioned table'"
-        " WHEN '' THEN 'foreign table' ELSE 'table' END"
+        " WHEN 'f' THEN 'foreign table' ELSE 'table' END"
         " || CASE c.relpersistence WHEN 'u' THEN ', unlogged' ELSE '' END"
         " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
         " WHERE c.relkind IN ('r', 'p', 'f') AND {ns}"
@@ -100,7 +107,9 @@ _QUERIES: tuple[tuple[str, tuple[str, str] | None, str], ...] = (
         "function",
         ("pg_proc", "p.oid"),
         "SELECT n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',"
-        " CASE WHEN p.prokind IN ('f', 'p') THEN md5(pg_get_functiondef(p.oid)) ELSE p.prokind::text END"
+        " CASE WHEN p.prokind IN ('f', 'p')"
+        " THEN md5(btrim(regexp_replace(pg_get_functiondef(p.oid), '[[:space:]]+', ' ', 'g')))"
+        " ELSE p.prokind::text END"
         " FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
         " WHERE {ns} AND {ext}",
     ),

@@ -69,6 +69,8 @@ def parse_statements(text: str, path: str) -> list[Parsed]:
     """Every statement of a script, transaction control included, from one parse.
 
     The parser reports byte offsets; they are mapped back to characters for non-ASCII text.
+    Statements come in the order of the text: line numbers and character offsets are carried
+    forward from one statement to the next, so the text is scanned once, not once per statement.
     """
     if not HAS_PGLAST:  # pragma: no cover
         raise MigrationError("the Python library pglast is required on the controller", path)
@@ -81,6 +83,8 @@ def parse_statements(text: str, path: str) -> list[Parsed]:
     raw = b"" if ascii_only else text.encode("utf-8")
     size = len(text) if ascii_only else len(raw)
     parsed: list[Parsed] = []
+    line, counted = 1, 0  # `line` is the line of character offset `counted`
+    byte_at, char_at = 0, 0  # non-ASCII text: a byte offset already mapped, and its character offset
     for node in nodes:
         start = node.get("stmt_location", 0)
         length = node.get("stmt_len")
@@ -89,11 +93,19 @@ def parse_statements(text: str, path: str) -> list[Parsed]:
             chunk = text[start:stop]
         else:
             chunk = raw[start:stop].decode("utf-8")
-            start = len(raw[:start].decode("utf-8"))
+            if start < byte_at:  # pragma: no cover - the parser reports statements in order
+                byte_at, char_at = 0, 0
+            char_at += len(raw[byte_at:start].decode("utf-8"))
+            byte_at, start = start, char_at
         skip = _skip_blank(chunk, 0, len(chunk))
         ((kind, body),) = node["stmt"].items()
         sql = chunk[skip:].rstrip()
-        parsed.append(Parsed(kind, body, line_of(text, start + skip), sql, start + skip, start + skip + len(sql)))
+        first = start + skip
+        if first < counted:  # pragma: no cover - the parser reports statements in order
+            line, counted = 1, 0
+        line += text.count("\n", counted, first)
+        counted = first
+        parsed.append(Parsed(kind, body, line, sql, first, first + len(sql)))
     return parsed
 
 

@@ -55,10 +55,6 @@ KNOWN_FAILURES: dict[str, dict[str, tuple[str, str]]] = {
         ),
         "0036_dumped_migration_36": ("compare", "down.sql does not restore column version_dependencies.depends_on_id"),
         "0089_dumped_migration_89": ("compare", "down.sql does not restore constraint users.users_email_key"),
-        "0105_dumped_migration_105": (
-            "compare",
-            "down.sql restores another body of function trigger_crates_name_search()",
-        ),
         "0126_crate_owners_does_not_need_id": (
             "compare",
             "down.sql restores constraint crate_owners.crate_owners_unique_owner_per_crate differently",
@@ -73,10 +69,6 @@ KNOWN_FAILURES: dict[str, dict[str, tuple[str, str]]] = {
             "down.sql restores index index_version_downloads_date differently",
         ),
         "0135_drop_schema_migrations": ("compare", "down.sql leaves column schema_migrations.id behind"),
-        "0137_dont_touch_timestamps_unless_row_changed": (
-            "compare",
-            "down.sql restores another body of function set_updated_at()",
-        ),
         "0146_move_tokens_to_emails_table": (
             "compare",
             "down.sql restores column tokens.token with another type, default or NOT NULL",
@@ -110,10 +102,6 @@ KNOWN_FAILURES: dict[str, dict[str, tuple[str, str]]] = {
             "compare",
             "down.sql restores column api_tokens.token with another type, default or NOT NULL",
         ),
-        "0225_remove-obsolete-fn": (
-            "compare",
-            "down.sql restores another body of function set_updated_at_ignore_downloads()",
-        ),
         "0229_remove-semver-no-prerelease-column": (
             "compare",
             "down.sql does not restore index index_versions_crate_id_semver_no_prerelease_id",
@@ -121,10 +109,6 @@ KNOWN_FAILURES: dict[str, dict[str, tuple[str, str]]] = {
         "0234_make-unique-version-unique": (
             "rollback",
             'down.sql fails: constraint "versions_crate_id_num_no_build_uindex" of relation "versions" does not exist',
-        ),
-        "0241_remove-token-generated-at-column": (
-            "compare",
-            "down.sql restores another body of function crate_owner_invitations_set_token_generated_at()",
         ),
         "0244_fix-num-versions-trigger": (
             "compare",
