@@ -6,6 +6,7 @@ ansible-playbook runs through ansible-runner."""
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -24,6 +25,10 @@ sys.path.insert(0, str(REPO / ".collections"))
 sys.path.insert(0, str(REPO / "tools"))
 # ansible-runner starts ansible-playbook from PATH: the one of this virtual environment.
 os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
+# The parse cache of the controller (plugins/plugin_utils/_parse_cache.py) in a directory of this run.
+_CACHE = tempfile.mkdtemp(prefix="tme-parse-cache-")
+os.environ["TME_MIGRATIONS_CACHE"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, True)
 
 from localpg import LocalPostgres, free_port  # noqa: E402
 

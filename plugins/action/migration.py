@@ -9,4 +9,4 @@ from ansible_collections.tme.migrations.plugins.plugin_utils._migration_files im
 
 
 class ActionModule(MigrationFilesAction):
-    pass
+    STATEMENTS = "plan"  # plan without statements first; send only those that run

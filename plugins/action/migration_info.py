@@ -10,3 +10,4 @@ from ansible_collections.tme.migrations.plugins.plugin_utils._migration_files im
 
 class ActionModule(MigrationFilesAction):
     REQUIRE_ROLLBACK = False
+    STATEMENTS = "none"  # a status reads no statement

@@ -159,4 +159,11 @@ options:
       - Internal, set by the action plugin; do not set it. The files of O(path), read and parsed on the
         controller, as one JSON text.
     type: str
+  _phase:
+    description:
+      - Internal, set by the action plugin; do not set it. V(plan) plans without changing anything and names the
+        migrations whose statements a real run needs; V(run) runs.
+    type: str
+    choices: [plan, run]
+    default: run
 """

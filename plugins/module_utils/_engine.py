@@ -383,6 +383,13 @@ class Engine:
             self.report.changed = self.report.changed or bool(plan)
             self.report.after = sorted(self.report.before + [m.version for m in plan], key=sort_key)
             return self.report
+        unsent = [m.version for m in plan if m.sent_light]
+        if unsent:
+            raise EngineError(
+                "the statements of " + ", ".join(unsent) + " were not sent: the database changed between the "
+                "plan and the run (another runner?); run again",
+                self.report,
+            )
         for index, m in enumerate(plan):
             durable = index == len(plan) - 1
             try:
@@ -511,7 +518,9 @@ class Engine:
 
     @staticmethod
     def _rollback_copy(m: Migration) -> Script | None:
-        return m.rollback if m.rollback is not None and not m.rollback_error else None
+        if m.rollback is None or m.rollback_error or m.sent_light:
+            return None  # a migration sent without statements never overwrites the stored copy
+        return m.rollback
 
     # -- statements outside a transaction ----------------------------------------------------
     def _apply_stepwise(self, m: Migration, progress: Any) -> dict[str, Any]:

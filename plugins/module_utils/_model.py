@@ -9,7 +9,7 @@ already split statements as dictionaries, so a database host needs only Python a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 TOOL_VERSION = "0.1.0"
@@ -63,10 +63,18 @@ class Script:
 
     path: str
     statements: tuple[Statement, ...]
+    # A script sent without its statements (nothing of it runs): whether they can run in a transaction.
+    transactional_hint: bool | None = None
 
     @property
     def transactional(self) -> bool:
+        if self.transactional_hint is not None:
+            return self.transactional_hint
         return all(s.transactional for s in self.statements)
+
+    def light(self) -> Script:
+        """The script without its statements, for a module that only reads what it is (status, plans)."""
+        return Script(self.path, (), self.transactional)
 
     def executable_sql(self) -> str:
         """The script as one text without transaction control, e.g. for the stored rollback copy. A
@@ -79,11 +87,18 @@ class Script:
         return "".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "statements": [s.to_dict() for s in self.statements]}
+        data: dict[str, Any] = {"path": self.path, "statements": [s.to_dict() for s in self.statements]}
+        if self.transactional_hint is not None:
+            data["transactional"] = self.transactional_hint
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Script:
-        return cls(path=data["path"], statements=tuple(Statement.from_dict(s) for s in data["statements"]))
+        return cls(
+            path=data["path"],
+            statements=tuple(Statement.from_dict(s) for s in data["statements"]),
+            transactional_hint=data.get("transactional"),
+        )
 
 
 @dataclass(frozen=True)
@@ -103,6 +118,20 @@ class Migration:
     rollback_type: str | None = None  # the same for the rollback script
     findings: tuple[dict[str, Any], ...] = ()  # what the analysis found: rule, severity, line, message ...
     legacy_checksum: str = ""  # the earlier scheme (sha256 of the forward text), still accepted
+
+    @property
+    def sent_light(self) -> bool:
+        """Sent without its statements: it can be planned and reported, not run."""
+        return not self.forward.statements
+
+    def light(self) -> Migration:
+        """Everything a plan or a status needs, without the statements (a migration's file always has some)."""
+        return replace(
+            self,
+            forward=self.forward.light(),
+            rollback=self.rollback.light() if self.rollback is not None else None,
+            findings=tuple(f for f in self.findings if f.get("breaking")),
+        )
 
     def matches(self, recorded: str | None) -> bool:
         """Whether a checksum recorded in a tracking table is this file's (either scheme)."""

@@ -34,6 +34,9 @@ def common_argument_spec() -> dict[str, Any]:
         # Set by the action plugin: the files of `path`, read and parsed on the controller, as one
         # JSON text (AnsibleModule deep-copies parameters: a list of dicts costs more than the run).
         _migrations=dict(type="str"),
+        # Set by the action plugin: "plan" runs as in check mode and returns `_needs`, the versions whose
+        # statements a real run needs (the action sends only those with their statements).
+        _phase=dict(type="str", choices=["plan", "run"], default="run"),
     )
     return spec
 
@@ -94,10 +97,11 @@ def run_migration(module: AnsibleModule) -> None:
         tracking_table=p["tracking_table"],
         backup_path=p["backup"],
     )
+    planning = p["_phase"] == "plan"
     kwargs = _connection.connect_kwargs(p)
     target = _connection.describe(kwargs)
     try:
-        with Engine(kwargs, options, check_mode=module.check_mode) as engine:
+        with Engine(kwargs, options, check_mode=module.check_mode or planning) as engine:
             if p["state"] == "tracked":
                 report = engine.setup(migrations if p.get("path") else None)
             elif p["state"] == "applied":
@@ -116,6 +120,8 @@ def run_migration(module: AnsibleModule) -> None:
         module.warn(warning)
     result = report.as_dict()
     result["database"] = target
+    if planning:
+        result["_needs"] = [e["version"] for e in report.applied] + [d["version"] for d in report.drift_accepted]
     if module._diff:
         result["diff"] = _diff(report.before, report.after, target)
     module.exit_json(invocation=invocation(module), **result)

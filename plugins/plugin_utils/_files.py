@@ -298,11 +298,7 @@ def load_migration(
         rollback_error = str(exc)
         rollback, rollback_parsed = Script(rollback_name, ()), None
     if require_rollback and rollback is None:
-        raise MigrationError(
-            "no rollback SQL: add a commented '-- ROLLBACK' block after the migration, as in the "
-            f"guide's template, or a file {version}.rollback.sql beside it",
-            forward_path,
-        )
+        raise missing_rollback(version, forward_path)
     headers = read_headers(text)
     declared = declared_type(headers)
     detected, rollback_type, findings = review(
@@ -324,6 +320,14 @@ def load_migration(
         detected_type=detected,
         rollback_type=rollback_type,
         findings=tuple(f.to_dict() for f in findings),
+    )
+
+
+def missing_rollback(version: str, path: str) -> MigrationError:
+    return MigrationError(
+        "no rollback SQL: add a commented '-- ROLLBACK' block after the migration, as in the "
+        f"guide's template, or a file {version}.rollback.sql beside it",
+        path,
     )
 
 

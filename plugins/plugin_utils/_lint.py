@@ -15,6 +15,7 @@ from ansible_collections.tme.migrations.plugins.module_utils._model import Migra
 from ansible_collections.tme.migrations.plugins.plugin_utils._classify import ERROR, INFO, WARNING
 from ansible_collections.tme.migrations.plugins.plugin_utils._discover import same_number_notes
 from ansible_collections.tme.migrations.plugins.plugin_utils._files import Source, discover_path, load_source
+from ansible_collections.tme.migrations.plugins.plugin_utils._parse_cache import ParseCache, cache_dir
 
 FAIL_ON = {"error": (ERROR,), "warning": (ERROR, WARNING), "never": ()}
 SAME_NUMBER = "same-number"  # an info: files that share a number run in name order
@@ -43,9 +44,11 @@ def _error_entry(version: str, path: str, rule: str, exc: MigrationError) -> dic
     }
 
 
-def lint_source(source: Source, tracking_table: str, ignore: set[str]) -> dict[str, Any]:
+def lint_source(
+    source: Source, tracking_table: str, ignore: set[str], cache: ParseCache | None = None
+) -> dict[str, Any]:
     try:
-        m = load_source(source, tracking_table, require_rollback=False)
+        m = cache.load(source) if cache is not None else load_source(source, tracking_table, require_rollback=False)
     except MigrationError as exc:
         return _error_entry(source.version, source.forward, "invalid-migration", exc)
     return {
@@ -80,7 +83,9 @@ def lint_path(path: str, tracking_table: str = "schema_migrations", ignore: list
     except MigrationError as exc:
         entries = [_error_entry("", exc.path or path, "invalid-layout", exc)]
     else:
-        entries = [lint_source(s, tracking_table, skip) for s in sources]
+        cache = ParseCache(path, tracking_table, cache_dir())
+        entries = [lint_source(s, tracking_table, skip, cache) for s in sources]
+        cache.save({s.version for s in sources})
         notes = {} if SAME_NUMBER in skip else same_number_notes(sources)
         for entry, source in zip(entries, sources):
             if source.version in notes:

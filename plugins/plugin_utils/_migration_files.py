@@ -17,8 +17,9 @@ from ansible.errors import AnsibleError
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.tme.migrations.plugins.module_utils._model import MigrationError
-from ansible_collections.tme.migrations.plugins.plugin_utils._files import HAS_PGLAST, load_path
+from ansible_collections.tme.migrations.plugins.module_utils._model import Migration, MigrationError
+from ansible_collections.tme.migrations.plugins.plugin_utils._files import HAS_PGLAST
+from ansible_collections.tme.migrations.plugins.plugin_utils._parse_cache import load_path_cached
 
 
 def resolve_path(action: ActionBase, path: str) -> str:
@@ -33,11 +34,24 @@ def resolve_path(action: ActionBase, path: str) -> str:
         return os.path.join(action._loader.get_basedir(), path)
 
 
+def _dumps(migrations: list[Migration], full: set[str] | None = None) -> str:
+    """The migrations as the module's ``_migrations``: with their statements (all, or those in ``full``),
+    the others light (what a plan or a status needs)."""
+    chosen = [m if full is None or m.version in full else m.light() for m in migrations]
+    return json.dumps([m.to_dict() for m in chosen], separators=(",", ":"))
+
+
 class MigrationFilesAction(ActionBase):
-    """Adds the parsed migrations of option `path` to the module's arguments as `_migrations`."""
+    """Adds the parsed migrations of option `path` to the module's arguments as `_migrations`.
+
+    Parsed once (the parse cache), and sent only as far as the module needs them: a status reads no
+    statement; an apply first plans with none, and when something is to run, sends the statements
+    of those migrations only. The no-op run of a scheduled apply ships no statement at all.
+    """
 
     TRANSFERS_FILES = False
     REQUIRE_ROLLBACK = True  # the module's default for option require_rollback
+    STATEMENTS = "all"  # all, none (status), or "plan" (only those a plan names: the apply)
 
     def _resolve(self, path: str) -> str:
         return resolve_path(self, path)
@@ -46,24 +60,38 @@ class MigrationFilesAction(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp
         args = dict(self._task.args)
-        path = args.get("path")
-        if path:
-            if not HAS_PGLAST:
-                result.update(failed=True, msg="the Python library pglast is required where the playbook runs")
-                return result
-            full = self._resolve(str(path))
-            try:
-                migrations = load_path(
-                    full,
-                    tracking_table=str(args.get("tracking_table") or "schema_migrations"),
-                    require_rollback=boolean(args.get("require_rollback", self.REQUIRE_ROLLBACK)),
-                )
-            except MigrationError as exc:
-                result.update(failed=True, msg=str(exc))
-                return result
-            args["path"] = full
-            args["_migrations"] = json.dumps([m.to_dict() for m in migrations], separators=(",", ":"))
         module = self._task.resolved_action or "tme.migrations." + self._task.action.split(".")[-1]
+        path = args.get("path")
+        if not path:
+            result.update(self._execute_module(module_name=module, module_args=args, task_vars=task_vars))
+            return result
+        if not HAS_PGLAST:
+            result.update(failed=True, msg="the Python library pglast is required where the playbook runs")
+            return result
+        full = self._resolve(str(path))
+        try:
+            migrations = load_path_cached(
+                full,
+                tracking_table=str(args.get("tracking_table") or "schema_migrations"),
+                require_rollback=boolean(args.get("require_rollback", self.REQUIRE_ROLLBACK)),
+            )
+        except MigrationError as exc:
+            result.update(failed=True, msg=str(exc))
+            return result
+        args["path"] = full
         # The module echoes its arguments without the parsed files (see module_utils/_module.py).
+        if self.STATEMENTS == "plan" and args.get("state", "applied") == "applied":
+            planned = self._execute_module(
+                module_name=module,
+                module_args={**args, "_migrations": _dumps(migrations, set()), "_phase": "plan"},
+                task_vars=task_vars,
+            )
+            needs = planned.pop("_needs", None)
+            if planned.get("failed") or (not needs and not planned.get("changed")):
+                result.update(planned)  # nothing to run: the plan is the result
+                return result
+            args["_migrations"] = _dumps(migrations, set(needs or ()))
+        else:
+            args["_migrations"] = _dumps(migrations, set() if self.STATEMENTS == "none" else None)
         result.update(self._execute_module(module_name=module, module_args=args, task_vars=task_vars))
         return result

@@ -1,0 +1,136 @@
+# Copyright (c) 2026, TME Portal ops team
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Parse once: the migrations of a directory as read before, reused while their files are unchanged.
+
+One ``apply-safe.yml`` reads the same directory about nine times (rehearsal, plan, apply and verify
+per host, the report twice), each task in a process of its own; scheduled runs read it again every
+time. The cache is a JSON file per directory under ``$TME_MIGRATIONS_CACHE`` (default
+``$XDG_CACHE_HOME/tme-migrations``, i.e. ``~/.cache/tme-migrations``; ``off`` turns it off). An
+entry is reused only when every file of the migration (forward, rollback, Diesel metadata) has the
+same identity as when it was parsed: path, size, modification time in nanoseconds, inode. Anything
+else, a new version of the collection or of pglast included, parses again. Files that do not parse
+are never cached: their error is raised afresh each time. Controller only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from typing import Any
+
+from ansible_collections.tme.migrations.plugins.module_utils._model import TOOL_VERSION, Migration
+from ansible_collections.tme.migrations.plugins.plugin_utils._discover import Source, discover_path
+from ansible_collections.tme.migrations.plugins.plugin_utils._files import load_source, missing_rollback
+
+FORMAT = 1
+
+
+def cache_dir() -> str | None:
+    configured = os.environ.get("TME_MIGRATIONS_CACHE", "")
+    if configured.lower() in ("off", "0", "false", "no"):
+        return None
+    if configured:
+        return configured
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "tme-migrations")
+
+
+def _stamp() -> str:
+    try:
+        from pglast import __version__ as pglast_version
+    except ImportError:  # pragma: no cover - the reader needs pglast anyway
+        pglast_version = "?"
+    return f"{FORMAT}/{TOOL_VERSION}/{pglast_version}"
+
+
+def _identity(source: Source) -> list[list[Any]]:
+    """What must be unchanged for a parse to be reused: each file's path, size, mtime_ns and inode."""
+    paths = [source.forward, source.rollback]
+    if os.path.basename(source.forward) == "up.sql":  # Diesel: its metadata.toml decides the transaction
+        paths.append(os.path.join(os.path.dirname(source.forward), "metadata.toml"))
+    identity: list[list[Any]] = []
+    for path in paths:
+        if path is None:
+            continue
+        try:
+            st = os.stat(path)
+        except OSError:
+            identity.append([path, None])
+            continue
+        identity.append([path, st.st_size, st.st_mtime_ns, st.st_ino])
+    return identity
+
+
+class ParseCache:
+    """The cached parses of one directory (or file) for one tracking table name."""
+
+    def __init__(self, path: str, tracking_table: str, directory: str | None) -> None:
+        key = hashlib.sha256(f"{os.path.abspath(path)}\0{tracking_table}".encode()).hexdigest()[:24]
+        self.file = os.path.join(directory, key + ".json") if directory else None
+        self.tracking_table = tracking_table
+        self.entries: dict[str, Any] = {}
+        self.dirty = False
+        if self.file and os.path.exists(self.file):
+            try:
+                with open(self.file, encoding="utf-8") as handle:
+                    data = json.load(handle)
+                if data.get("stamp") == _stamp():
+                    self.entries = data.get("entries") or {}
+            except (OSError, ValueError):
+                self.entries = {}  # unreadable: parsed afresh and rewritten
+
+    def get(self, source: Source, identity: list[list[Any]]) -> Migration | None:
+        entry = self.entries.get(source.version)
+        if entry and entry.get("identity") == identity:
+            return Migration.from_dict(entry["migration"])
+        return None
+
+    def put(self, source: Source, identity: list[list[Any]], migration: Migration) -> None:
+        self.entries[source.version] = {"identity": identity, "migration": migration.to_dict()}
+        self.dirty = True
+
+    def load(self, source: Source) -> Migration:
+        """The migration of ``source``, parsed only when its files changed (its rollback not required)."""
+        identity = _identity(source)
+        migration = self.get(source, identity)
+        if migration is None:
+            migration = load_source(source, self.tracking_table, require_rollback=False)
+            self.put(source, identity, migration)
+        return migration
+
+    def save(self, keep: set[str]) -> None:
+        """Write the entries of the versions still there, atomically (a concurrent reader never sees half)."""
+        stale = set(self.entries) - keep
+        if not self.file or not (self.dirty or stale):
+            return
+        for version in stale:
+            del self.entries[version]
+        try:
+            os.makedirs(os.path.dirname(self.file), mode=0o700, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(self.file), prefix=".tmp-")
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump({"stamp": _stamp(), "entries": self.entries}, handle, separators=(",", ":"))
+            os.replace(tmp, self.file)
+        except OSError:
+            pass  # a cache that cannot be written only costs the next run a parse
+
+
+def load_path_cached(
+    path: str, tracking_table: str = "schema_migrations", require_rollback: bool = True
+) -> list[Migration]:
+    """``load_path`` with the parse cache: the same migrations, each file parsed only when it changed."""
+    cache = ParseCache(path, tracking_table, cache_dir())
+    sources = discover_path(path)
+    migrations: list[Migration] = []
+    try:
+        for source in sources:
+            migration = cache.load(source)
+            if require_rollback and migration.rollback is None:
+                raise missing_rollback(source.version, source.forward)
+            migrations.append(migration)
+    finally:
+        cache.save({s.version for s in sources})  # what parsed is kept, also when a later file fails
+    return migrations

@@ -1,0 +1,93 @@
+# Copyright (c) 2026, TME Portal ops team
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The parse cache: the same migrations as a fresh read, each file parsed only when it changed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ansible_collections.tme.migrations.plugins.module_utils._model import MigrationError
+from ansible_collections.tme.migrations.plugins.plugin_utils import _files, _parse_cache
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "migrations"
+
+
+@pytest.fixture
+def counted(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[str]:
+    """Every file parsed, by version; the cache in a directory of this test."""
+    monkeypatch.setenv("TME_MIGRATIONS_CACHE", str(tmp_path / "cache"))
+    parsed: list[str] = []
+    real = _files.load_source
+
+    def spy(source: Any, *args: Any, **kwargs: Any) -> Any:
+        parsed.append(source.version)
+        return real(source, *args, **kwargs)
+
+    monkeypatch.setattr(_parse_cache, "load_source", spy)
+    return parsed
+
+
+def copy_examples(tmp_path: Path) -> Path:
+    target = tmp_path / "m"
+    shutil.copytree(EXAMPLES, target)
+    return target
+
+
+def touch_later(path: Path, text: str) -> None:
+    before = path.stat().st_mtime_ns
+    path.write_text(text)
+    os.utime(path, ns=(before + 10**9, before + 10**9))  # a later modification time, as an editor gives
+
+
+def test_second_read_parses_nothing_and_equals_a_fresh_read(tmp_path: Path, counted: list[str]) -> None:
+    d = copy_examples(tmp_path)
+    first = _parse_cache.load_path_cached(str(d))
+    assert len(counted) == 15
+    counted.clear()
+    second = _parse_cache.load_path_cached(str(d))
+    assert counted == []
+    assert [m.to_dict() for m in second] == [m.to_dict() for m in first] == [
+        m.to_dict() for m in _files.load_path(str(d))
+    ]
+
+
+def test_an_edited_forward_or_rollback_file_is_parsed_again(tmp_path: Path, counted: list[str]) -> None:
+    d = copy_examples(tmp_path)
+    _parse_cache.load_path_cached(str(d))
+    counted.clear()
+    forward = d / "003_add_user_fields.sql"
+    touch_later(forward, forward.read_text().replace("VARCHAR(50)", "VARCHAR(60)"))
+    rollback = d / "005_create_invoices.rollback.sql"
+    touch_later(rollback, rollback.read_text() + "\n-- reviewed\n")
+    migrations = _parse_cache.load_path_cached(str(d))
+    assert sorted(counted) == ["003_add_user_fields", "005_create_invoices"]
+    assert "VARCHAR(60)" in migrations[2].forward.statements[0].sql
+
+
+def test_rules_of_the_task_still_apply_to_cached_parses(tmp_path: Path, counted: list[str]) -> None:
+    d = tmp_path / "m"
+    d.mkdir()
+    (d / "001_a.sql").write_text("CREATE TABLE a (id int);\n")  # no rollback
+    assert _parse_cache.load_path_cached(str(d), require_rollback=False)[0].rollback is None
+    with pytest.raises(MigrationError, match="no rollback SQL"):
+        _parse_cache.load_path_cached(str(d))
+    assert counted == ["001_a"]  # parsed once, the second time the rule was checked on the cached parse
+
+
+def test_a_damaged_cache_or_none_at_all(tmp_path: Path, counted: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    d = copy_examples(tmp_path)
+    _parse_cache.load_path_cached(str(d))
+    [cache_file] = list((tmp_path / "cache").glob("*.json"))
+    cache_file.write_text("{not json")
+    counted.clear()
+    assert len(_parse_cache.load_path_cached(str(d))) == 15 and len(counted) == 15
+    monkeypatch.setenv("TME_MIGRATIONS_CACHE", "off")
+    shutil.rmtree(tmp_path / "cache")
+    _parse_cache.load_path_cached(str(d))
+    assert not (tmp_path / "cache").exists()
