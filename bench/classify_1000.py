@@ -18,42 +18,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-
-STATEMENTS = (
-    (
-        "CREATE TABLE t_{n} (id bigserial PRIMARY KEY, name text NOT NULL, created_at timestamptz DEFAULT now());",
-        "DROP TABLE t_{n};",
-    ),
-    ("ALTER TABLE t_{b} ADD COLUMN note text;", "ALTER TABLE t_{b} DROP COLUMN note;"),
-    ("CREATE INDEX idx_t_{b}_name ON t_{b} (name);", "DROP INDEX idx_t_{b}_name;"),
-    ("UPDATE t_{b} SET note = 'backfilled -- DROP TABLE x' WHERE note IS NULL;", "UPDATE t_{b} SET note = NULL;"),
-    ("CREATE VIEW v_{b} AS SELECT id, name FROM t_{b};", "DROP VIEW v_{b};"),
-    ("ALTER TABLE t_{b} DROP COLUMN note;", "ALTER TABLE t_{b} ADD COLUMN note text;"),
-)
-
-
-def generate(directory: Path, count: int) -> None:
-    directory.mkdir(parents=True)
-    for i in range(count):
-        forward, rollback = STATEMENTS[i % len(STATEMENTS)]
-        base = i - i % len(STATEMENTS)
-        version = f"{i + 1:04d}_step_{i + 1}"
-        declared = "BREAKING" if i % len(STATEMENTS) == 5 else "SAFE"
-        (directory / f"{version}.sql").write_text(
-            f"-- Migration: {version}\n-- Type: {declared}\n-- Description: step {i + 1}\n\nBEGIN;\n\n"
-            f"{forward.format(n=i, b=base)}\n\n"
-            f"INSERT INTO schema_migrations (version, description) VALUES ('{version}', 'step');\n\nCOMMIT;\n\n"
-            "-- ============================================\n-- ROLLBACK (if needed):\n"
-            f"-- ============================================\n-- {rollback.format(n=i, b=base)}\n"
-        )
+from _common import REPO, SQUAWK_HOWTO, find_squawk, generate_lint, lint_argv
 
 
 def best_of(
@@ -85,19 +56,19 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="tme-bench-") as tmp:
         directory = Path(tmp) / "migrations"
-        generate(directory, args.count)
+        generate_lint(directory, args.count)
         files = sorted(str(p) for p in directory.glob("*.sql"))
         print(f"{args.count} migration files, best of {args.repeat} runs, {os.cpu_count()} cores")
 
-        seconds, result = best_of(args.repeat, [sys.executable, str(REPO / "tools" / "lint.py"), str(directory)])
+        seconds, result = best_of(args.repeat, lint_argv(directory))
         print(f"  tme lint (python, start included) {seconds:6.3f} s   {result.stdout.strip().splitlines()[-1]}")
 
-        squawk = shutil.which("squawk") or str(Path(sys.executable).parent / "squawk")
-        if Path(squawk).exists():
+        squawk = find_squawk()
+        if squawk is not None:
             seconds, result = best_of(args.repeat, [squawk, *files])
             print(f"  squawk (rust binary)              {seconds:6.3f} s   exit {result.returncode}")
         else:
-            print("  squawk                            skipped: pip install squawk-cli")
+            print(f"  squawk                            skipped: {SQUAWK_HOWTO}")
 
         print(f"  pglast parse only (in process)    {pglast_floor(directory):6.3f} s")
 
