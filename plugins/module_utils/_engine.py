@@ -255,8 +255,9 @@ class Engine:
             names = ", ".join(f"{d['path']} ({d['version']})" for d in self.report.drifted)
             raise EngineError(
                 f"drift: applied migration files were edited afterwards: {names}. Their checksum no "
-                "longer matches what this database applied. Restore the files, or set allow_drift "
-                "after reviewing the change.",
+                "longer matches what this database applied. Restore the files, or, after reviewing the change, "
+                "accept it: option accept_drift (playbooks: -e accept_drift=VERSION[,VERSION], no spaces) records "
+                "the edited file as applied, audited.",
                 self.report,
             )
         for d in self.report.drifted:
@@ -265,8 +266,15 @@ class Engine:
     def _accept_drift(self, accept: set[str], files: dict[str, Migration]) -> None:
         """Record the edited file's checksum for each drifted version named in accept_drift, audited."""
         accepted = {d["version"] for d in self.report.drift_accepted}
+        unknown = sorted(accept - set(files), key=sort_key)
+        if unknown:
+            raise EngineError(
+                f"accept_drift names {', '.join(unknown)}, which no migration file has (a typo?); nothing was accepted",
+                self.report,
+            )
+        where = _connection.describe(self.conn_kwargs)
         for version in sorted(accept - accepted, key=sort_key):
-            self.report.warnings.append(f"accept_drift: {version} has not drifted on this database; nothing to accept")
+            self.report.warnings.append(f"accept_drift: {version} has not drifted on {where}; nothing to accept there")
         for d in self.report.drift_accepted:
             m = files[d["version"]]
             self.report.changed = True
@@ -288,7 +296,10 @@ class Engine:
     ) -> list[Migration]:
         pending = [m for m in migrations if m.version not in applied]
         self.report.pending = [m.version for m in pending]
-        latest = max((sort_key(v) for v in applied), default=None)
+        # Rows that no file accounts for (reported by setup-tracking and status) do not make every
+        # pending migration "out of order".
+        files = {m.version for m in migrations}
+        latest = max((sort_key(v) for v in applied if v in files), default=None)
         for m in pending:
             if latest is not None and sort_key(m.version) < latest:
                 self.report.warnings.append(
@@ -680,7 +691,7 @@ class Engine:
             return m.rollback, m.rollback.path
         raise EngineError(
             f"cannot roll back {version}: {m.path} changed since it was applied and no rollback is stored; "
-            "set allow_drift to use the file's rollback",
+            "after reviewing it, set allow_drift (rollback.yml: -e allow_drift=true) to use the file's rollback",
             self.report,
         )
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-TOOL_VERSION = "0.1.0"
+TOOL_VERSION = "0.2.0"
 
 SAFE = "SAFE"
 BREAKING = "BREAKING"

@@ -175,6 +175,12 @@ class Tracking:
                     raise RuntimeError(f"tracking table {self.name} exists but has no version column")
                 if not self._version_is_unique(conn):
                     raise RuntimeError(f"tracking table {self.name}: version is neither its primary key nor unique")
+                problems = self.column_problems(conn)
+                if problems:
+                    raise RuntimeError(
+                        f"tracking table {self.name} was made in a way the tool cannot write to, nothing was changed: "
+                        + "; ".join(problems)
+                    )
                 missing = [(n, t) for n, t in EXTRA_COLUMNS if n not in existing]
                 if missing:
                     conn.execute(
@@ -238,6 +244,29 @@ class Tracking:
                 )
                 outcome = outcome or "adopted"
         return outcome
+
+    def column_problems(self, conn: Any) -> list[str]:
+        """What in a hand-made tracking table would break the rows the tool writes: a NOT NULL column
+        without a default that the tool does not fill, or one of the tool's columns too narrow."""
+        rows = conn.execute(
+            "SELECT column_name, data_type, character_maximum_length, is_nullable, column_default, is_identity"
+            " FROM information_schema.columns WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
+            (self.schema, self.table),
+        ).fetchall()
+        wanted = dict(EXTRA_COLUMNS)
+        problems = []
+        for name, data_type, length, nullable, default, identity in rows:
+            if nullable == "NO" and default is None and identity != "YES" and name != "version":
+                problems.append(
+                    f"column {name} is NOT NULL without a default, and the tool does not fill it "
+                    f"(ALTER TABLE {self.name} ALTER COLUMN {name} DROP NOT NULL, or give it a default)"
+                )
+            if wanted.get(name) == "TEXT" and length is not None:
+                problems.append(
+                    f"column {name} is {data_type}({length}); the tool writes longer values there "
+                    f"(ALTER TABLE {self.name} ALTER COLUMN {name} TYPE text)"
+                )
+        return problems
 
     def _version_is_unique(self, conn: Any) -> bool:
         row = conn.execute(

@@ -115,6 +115,7 @@ options:
     type: list
     elements: str
     default: []
+    version_added: 0.2.0
   require_rollback:
     description:
       - Refuse migrations without rollback SQL (no C(-- ROLLBACK) block and no rollback file). An empty

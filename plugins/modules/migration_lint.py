@@ -86,8 +86,9 @@ notes:
   - Errors - V(declared-safe-but-breaking), V(missing-rollback), V(rollback-syntax), V(invalid-migration),
     V(invalid-layout), V(concurrently-in-transaction), V(enum-value-used-in-same-transaction),
     V(begin-without-commit).
-  - Notes, severity C(info), shown in the summary - V(same-number) (files sharing a number, such as the
-    guide's date names of one day, run in name order), V(declared-breaking-but-safe).
+  - Notes, severity C(info), shown in the summary - V(same-number) (files sharing a date number, the
+    guide's C(YYYYMMDD_name.sql) of one day, run in name order; a shared sequence number is an error),
+    V(declared-breaking-but-safe).
   - Objects created by the same migration are new; changing them blocks nobody and breaks nothing.
 seealso:
   - module: tme.migrations.migration

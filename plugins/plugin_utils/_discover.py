@@ -167,12 +167,35 @@ def discover(directory: str) -> list[Source]:
     for version, path in rollbacks.items():
         if version not in forwards:
             raise MigrationError(f"rollback without a migration: no {version}.sql beside it", path)
+    _refuse_shared_sequence_numbers({**forwards, **diesel})
     return [
         _diesel_source(version, diesel[version])
         if version in diesel
         else Source(version, forwards[version], rollbacks.get(version))
         for version in sorted(list(forwards) + list(diesel), key=sort_key)
     ]
+
+
+DATE_DIGITS = 8  # YYYYMMDD: the guide's date names, two of which may fall on one day
+
+
+def _refuse_shared_sequence_numbers(found: dict[str, str]) -> None:
+    """A sequence number (016) belongs to one migration: two files with one (two branches that each took
+    the next number) are an error. Only date numbers (YYYYMMDD and longer) may be shared."""
+    seen: dict[int, str] = {}
+    for version in sorted(found, key=sort_key):
+        match = re.match(r"\d+", version)
+        number = sort_key(version)[0]
+        if match and len(match.group(0)) >= DATE_DIGITS:
+            continue
+        if number in seen:
+            raise MigrationError(
+                f"duplicate version number {number}: {seen[number]} and {found[version]}; a sequence number belongs "
+                "to one migration (two branches took the same one?): renumber one. Only date names "
+                "(YYYYMMDD_name.sql) may share a number, a day",
+                found[version],
+            )
+        seen[number] = found[version]
 
 
 def same_number_notes(sources: list[Source]) -> dict[str, str]:

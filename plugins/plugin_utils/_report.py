@@ -64,10 +64,11 @@ def status_rows(staging: dict[str, Any], production: dict[str, Any]) -> list[dic
     for version in order:
         t, p = test.get(version), prod.get(version)
         known = t or p or {}
+        kind = known.get("classification") or known.get("declared_type")
         rows.append(
             {
                 "version": version,
-                "type": known.get("classification") or known.get("declared_type") or "?",
+                "type": kind or ("UNKNOWN (no file)" if known.get("status") == "missing" else "?"),
                 "staging": _state(t),
                 "production": _state(p),
                 "staging_status": (t or {}).get("status"),
@@ -122,6 +123,8 @@ def pending_markdown(staging: dict[str, Any], production: dict[str, Any], genera
             out.append("- Blocked by: Next production deployment")
             out += [f"- Why BREAKING: {reason}" for reason in row["reasons"]]
             first_breaking = first_breaking or row["version"]
+        elif row["type"].startswith("UNKNOWN"):
+            out.append("- Can deploy before code: UNKNOWN - no migration file to read")
         else:
             out.append("- Can deploy before code: YES")
             if first_breaking:

@@ -96,6 +96,23 @@ def test_legacy_table_is_adopted_rows_kept_nothing_reapplied(db: Database) -> No
     assert set(list(states.values())[3:]) == {"applied"}
 
 
+def test_a_hand_made_table_the_tool_cannot_write_to_is_refused_unchanged(db: Database) -> None:
+    db.query(
+        "CREATE TABLE schema_migrations (version VARCHAR(255) PRIMARY KEY, description TEXT,"
+        " applied_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP, applied_by TEXT NOT NULL, checksum VARCHAR(32))"
+    )
+    before = db.query("SELECT column_name FROM information_schema.columns WHERE table_name = 'schema_migrations'")
+    with pytest.raises(RuntimeError) as info:
+        with Engine(db.kwargs, Options()) as engine:
+            engine.setup()
+    message = str(info.value)
+    assert "public.schema_migrations" in message and "nothing was changed" in message
+    assert "column applied_by is NOT NULL without a default" in message
+    assert "column checksum is character varying(32)" in message
+    after = db.query("SELECT column_name FROM information_schema.columns WHERE table_name = 'schema_migrations'")
+    assert after == before and "schema_migrations_audit" not in db.tables()
+
+
 def test_failure_in_a_batch_keeps_earlier_and_names_file_line_message(db: Database, tmp_path: Path) -> None:
     d = tmp_path / "m"
     write(d, "001_a.sql", migration("CREATE TABLE a (id int);", "DROP TABLE a;"))

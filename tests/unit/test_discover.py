@@ -196,10 +196,18 @@ def test_a_forward_with_a_rollback_word_alone_with_its_number_works(tmp_path: Pa
     assert [m.version for m in _files.load_directory(str(tmp_path))] == expected
 
 
-def test_two_rollback_words_of_one_number_and_no_plain_migration_are_migrations(tmp_path: Path) -> None:
-    write(tmp_path, "017_slow_down_jobs.sql")
-    write(tmp_path, "017_undo_button.sql")
-    assert versions(tmp_path) == ["017_slow_down_jobs", "017_undo_button"]
+def test_two_rollback_words_of_one_date_and_no_plain_migration_are_migrations(tmp_path: Path) -> None:
+    write(tmp_path, "20250917_slow_down_jobs.sql")
+    write(tmp_path, "20250917_undo_button.sql")
+    assert versions(tmp_path) == ["20250917_slow_down_jobs", "20250917_undo_button"]
+
+
+def test_a_sequence_number_belongs_to_one_migration(tmp_path: Path) -> None:
+    """Two branches that each took the next number: an error, as ever; only date names share a number."""
+    write(tmp_path, "011_add_client_notes.sql")
+    write(tmp_path, "011_add_client_vat.sql")
+    with pytest.raises(MigrationError, match="duplicate version number 11: .*renumber one"):
+        discover(str(tmp_path))
 
 
 def test_a_migration_whose_name_less_a_rollback_word_is_another_migration_is_refused(tmp_path: Path) -> None:

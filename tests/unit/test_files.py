@@ -211,9 +211,13 @@ def test_directory_order_duplicates_and_stray_files(tmp_path: Path) -> None:
     versions = [m.version for m in _files.load_directory(str(tmp_path))]
     assert versions == ["001_a", "002_b", "010_c", "20250915_d"]
     # The guide's date names: two files of one day share a number and run in name order.
-    write(tmp_path, "002_other.sql", "SELECT 1;\n-- ROLLBACK\n-- SELECT 2;\n")
+    write(tmp_path, "20250915_c.sql", "SELECT 1;\n-- ROLLBACK\n-- SELECT 2;\n")
     versions = [m.version for m in _files.load_directory(str(tmp_path))]
-    assert versions == ["001_a", "002_b", "002_other", "010_c", "20250915_d"]
+    assert versions == ["001_a", "002_b", "010_c", "20250915_c", "20250915_d"]
+    (tmp_path / "20250915_c.sql").unlink()
+    write(tmp_path, "002_other.sql", "SELECT 1;\n-- ROLLBACK\n-- SELECT 2;\n")  # a sequence number is not
+    with pytest.raises(MigrationError, match="duplicate version number 2"):
+        _files.load_directory(str(tmp_path))
     (tmp_path / "002_other.sql").unlink()
     write(tmp_path, "002_b.up.sql", "SELECT 1;\n")  # one version twice stays an error
     with pytest.raises(MigrationError, match="duplicate version 002_b"):
