@@ -52,6 +52,7 @@ sanity: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash tests/sanity.sh
 
 bench: $(STAMP) server
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/ratios.py
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/apply_1000.py
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/classify_1000.py
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/backup_restore.py

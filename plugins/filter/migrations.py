@@ -1,8 +1,8 @@
 # Copyright (c) 2026, TME Portal ops team
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Filters of tme.migrations: status_table, pending_markdown, in_business_hours, next_version,
-connection_options."""
+"""Filters of tme.migrations: status_table, pending_markdown, in_business_hours, business_hours_now,
+next_version, connection_options."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ class FilterModule:
             "status_table": _wrap(_report.status_table),
             "pending_markdown": _wrap(_report.pending_markdown),
             "in_business_hours": _wrap(_window.in_business_hours),
+            "business_hours_now": _wrap(_window.business_hours_now),
             "next_version": _wrap(_window.next_version),
             "connection_options": _wrap(_inventory.connection_options),
         }

@@ -58,6 +58,7 @@ class Options:
     allow_drift: bool = False
     accept_drift: tuple[str, ...] = ()  # versions whose edited file is accepted as applied, audited
     only_safe: bool = False
+    up_to: str | None = None  # a release's last migration: later ones stay pending (report.beyond)
     tracking_schema: str = "public"
     tracking_table: str = "schema_migrations"
     backup_path: str | None = None  # the verified backup taken before this run, recorded per migration
@@ -73,6 +74,7 @@ class Report:
     rolled_back: list[dict[str, Any]] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)
     waiting: list[dict[str, Any]] = field(default_factory=list)
+    beyond: list[dict[str, Any]] = field(default_factory=list)  # pending after up_to: a later release's
     drifted: list[dict[str, Any]] = field(default_factory=list)
     drift_accepted: list[dict[str, Any]] = field(default_factory=list)
     adopted: list[dict[str, Any]] = field(default_factory=list)  # rows applied by hand, taken over
@@ -90,6 +92,7 @@ class Report:
             "rolled_back": self.rolled_back,
             "pending": self.pending,
             "waiting": self.waiting,
+            "beyond": self.beyond,
             "drifted": self.drifted,
             "drift_accepted": self.drift_accepted,
             "adopted": self.adopted,
@@ -318,6 +321,21 @@ class Engine:
                     self.report,
                 )
             pending = chosen
+        if self.options.up_to is not None:
+            if self.options.up_to not in files:
+                raise EngineError(f"up_to: no migration {self.options.up_to} among the files given", self.report)
+            limit = sort_key(self.options.up_to)
+            self.report.beyond = [
+                {
+                    "version": m.version,
+                    "classification": m.classification or "unknown",
+                    "path": m.path,
+                    "reasons": m.breaking_reasons,
+                }
+                for m in pending
+                if sort_key(m.version) > limit
+            ]
+            pending = [m for m in pending if sort_key(m.version) <= limit]
         if self.options.only_safe:
             for index, m in enumerate(pending):
                 if m.classification != SAFE:

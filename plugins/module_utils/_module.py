@@ -21,6 +21,7 @@ from ansible_collections.tme.migrations.plugins.module_utils._status import (
     summarize,
 )
 from ansible_collections.tme.migrations.plugins.module_utils._tracking import Tracking
+from ansible_collections.tme.migrations.plugins.module_utils._versions import sort_key
 
 
 def common_argument_spec() -> dict[str, Any]:
@@ -93,6 +94,7 @@ def run_migration(module: AnsibleModule) -> None:
         allow_drift=p["allow_drift"],
         accept_drift=tuple(p["accept_drift"] or ()),
         only_safe=p["only_safe"],
+        up_to=p["up_to"],
         tracking_schema=p["tracking_schema"],
         tracking_table=p["tracking_table"],
         backup_path=p["backup"],
@@ -185,6 +187,9 @@ def run_rehearsal(module: AnsibleModule) -> None:
             with _connection.connect(kwargs) as conn:
                 applied = tracking.applied(conn)
             chosen = [m for m in migrations if m.version not in applied]
+        if p["up_to"]:
+            limit = sort_key(p["up_to"])
+            chosen = [m for m in chosen if sort_key(m.version) <= limit]
         if p["versions"]:
             unknown = sorted(set(p["versions"]) - {m.version for m in chosen})
             if unknown:

@@ -99,6 +99,12 @@ options:
         and its C(-- Type:) header does not declare it BREAKING.
     type: bool
     default: false
+  up_to:
+    description:
+      - With O(state=applied), apply pending migrations up to and including this version only (a release's
+        last migration); later ones stay pending and are reported in RV(beyond).
+    type: str
+    version_added: 0.2.0
   allow_drift:
     description:
       - Proceed although applied migration files were edited since (their checksum differs); each drifted
@@ -231,6 +237,11 @@ waiting:
       reasons:
         - "line 12: renames column public.clients.name to full_name: code using the old name fails"
       blocked_by: null
+beyond:
+  description: With O(up_to), the pending migrations after it, left for a later release (version, class, reasons).
+  returned: always
+  type: list
+  elements: dict
 drifted:
   description: Applied migrations whose file changed since (checksum in the database, checksum of the file).
   returned: always
@@ -284,6 +295,7 @@ def main() -> None:
         version=dict(type="str"),
         steps=dict(type="int", default=1),
         only_safe=dict(type="bool", default=False),
+        up_to=dict(type="str"),
         allow_drift=dict(type="bool", default=False),
         accept_drift=dict(type="list", elements="str", default=[]),
         lock_timeout=dict(type="int", default=5000),

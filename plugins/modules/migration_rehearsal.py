@@ -55,6 +55,11 @@ options:
     type: list
     elements: str
     default: []
+  up_to:
+    description:
+      - Rehearse the pending migrations up to and including this version only (a release's last migration).
+    type: str
+    version_added: 0.2.0
   from_empty:
     description:
       - Start from an empty scratch database and rehearse every migration of O(path), the whole history,
@@ -175,6 +180,7 @@ def main() -> None:
         versions=dict(type="list", elements="str", default=[]),
         from_empty=dict(type="bool", default=False),
         scratch_prefix=dict(type="str", default="tme_rehearsal"),
+        up_to=dict(type="str"),
     )
     argument_spec["path"]["required"] = True
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)

@@ -25,18 +25,44 @@ def _clock(value: Any, name: str) -> time:
     return time(23, 59, 59) if hour == 24 else time(hour, minute)
 
 
-def in_business_hours(spec: dict[str, Any], at: str | datetime | None = None) -> bool:
-    """Whether ``at`` (default now) falls within ``spec``: days (mon..sun), start, end (HH:MM), timezone."""
+def _days(spec: dict[str, Any]) -> list[str]:
     days = [str(d).lower()[:3] for d in spec.get("days", DAYS[:5])]
     unknown = [d for d in days if d not in DAYS]
     if unknown:
         raise ValueError(f"business hours: unknown days {unknown}; use {', '.join(DAYS)}")
-    zone = ZoneInfo(str(spec.get("timezone") or "UTC"))
+    return days
+
+
+def _moment(spec: dict[str, Any], at: str | datetime | None) -> datetime:
+    """``at`` (default now) in the team's time zone (a named zone: its daylight saving time applies)."""
+    name = str(spec.get("timezone") or "UTC")
+    try:
+        zone = ZoneInfo(name)
+    except (KeyError, ValueError) as exc:
+        raise ValueError(f"business hours: unknown time zone {name!r} (use a name such as Asia/Dubai)") from exc
     if at is None:
-        moment = datetime.now(timezone.utc).astimezone(zone)
-    else:
-        moment = at if isinstance(at, datetime) else datetime.fromisoformat(str(at))
-        moment = (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).astimezone(zone)
+        return datetime.now(timezone.utc).astimezone(zone)
+    moment = at if isinstance(at, datetime) else datetime.fromisoformat(str(at))
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).astimezone(zone)
+
+
+def business_hours_now(spec: dict[str, Any], at: str | datetime | None = None) -> str:
+    """The window and the moment, in the team's zone, for messages:
+    ``mon-fri 08:00-18:00 Europe/Berlin; now Wed 14:05 CEST (UTC+02:00)``."""
+    days = _days(spec)
+    moment = _moment(spec, at)
+    offset = moment.strftime("%z")
+    return (
+        f"{','.join(days) or 'no day'} {spec.get('start', '08:00')}-{spec.get('end', '18:00')} "
+        f"{spec.get('timezone') or 'UTC'}; now {moment.strftime('%a %H:%M')} {moment.tzname()} "
+        f"(UTC{offset[:3]}:{offset[3:]})"
+    )
+
+
+def in_business_hours(spec: dict[str, Any], at: str | datetime | None = None) -> bool:
+    """Whether ``at`` (default now) falls within ``spec``: days (mon..sun), start, end (HH:MM), timezone."""
+    days = _days(spec)
+    moment = _moment(spec, at)
     start, end = _clock(spec.get("start", "08:00"), "start"), _clock(spec.get("end", "18:00"), "end")
     if DAYS[moment.weekday()] not in days:
         return False

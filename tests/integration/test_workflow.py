@@ -76,17 +76,35 @@ def released(guide_topology: Topology) -> Any:
     docker_cli("rm", "-f", "tme-test")
 
 
-def test_deploy_breaking_end_to_end(released: Topology) -> None:
+LATER_BREAKING = """-- Type: BREAKING - Can deploy before code? NO
+-- Description: Client notes move to the CRM (a later release)
+BEGIN;
+ALTER TABLE clients DROP COLUMN notes;
+COMMIT;
+-- ROLLBACK
+-- ALTER TABLE clients ADD COLUMN notes TEXT;
+"""
+
+
+def test_deploy_breaking_end_to_end(released: Topology, migrations_dir: Path) -> None:
     topo = released
+    # The checkout already holds the next release's BREAKING migration.
+    (migrations_dir / "016_drop_client_notes.sql").write_text(LATER_BREAKING)
     before = (topo.versions("staging-db"), topo.versions("production-db"), topo.backups())
+    unnamed = deploy(topo, "tme-local/portal:2.4", release_target="")
+    assert unnamed.rc != 0
+    assert "BREAKING migrations 013_rename_client_company_name, 016_drop_client_notes" in unnamed.stdout
+    assert (topo.versions("staging-db"), topo.versions("production-db"), topo.backups()) == before
     dry = deploy(topo, "tme-local/portal:2.4", check=True)
     assert dry.rc == 0, dry.stdout[-4000:]
     assert (topo.versions("staging-db"), topo.versions("production-db"), topo.backups()) == before
     assert app_image(topo) == "tme-local/portal:2.3" and docker_cli("inspect", "tme-test").returncode != 0
 
-    run = deploy(topo, "tme-local/portal:2.4")
+    run = deploy(topo, "tme-local/portal:2.4")  # release_target: 015, the release's last migration
     assert run.rc == 0, run.stdout[-4000:]
     assert topo.versions("production-db") == [f"{n:03d}" for n in range(1, 16)]
+    assert "016" not in topo.versions("staging-db")  # left for its own release, on staging too
+    assert "left for a later release: 016_drop_client_notes BREAKING" in run.stdout
     assert app_image(topo) == "tme-local/portal:2.4"
     status, body = health(topo)
     assert status == 200 and "TME Portal 2.4 ok" in body
@@ -100,12 +118,49 @@ def test_deploy_breaking_end_to_end(released: Topology) -> None:
     assert "Smoke test" in run.stdout and "answered 200" in run.stdout
     assert "PENDING" not in Path(topo.production["tme_pending_file"]).read_text().split("## Not Yet")[0]
 
-    # The emergency path afterwards: roll the release's migrations back and redeploy the recorded image.
-    back = topo.run("rollback.yml", target="production", steps=3, redeploy_previous=True)
+    # The emergency path afterwards: roll the release's migrations back and deploy a known release.
+    back = topo.run("rollback.yml", target="production", steps=3, app_image="tme-local/portal:2.3")
     assert back.rc == 0, back.stdout[-3000:]
     assert topo.versions("production-db") == SAFE_BEFORE_013
     assert app_image(topo) == "tme-local/portal:2.3"
     assert health(topo)[0] == 200
+    topo.assert_no_secret()
+
+
+BLOCKED_ROLLBACK = """-- Refuses while a client lacks an e-mail (production has such clients)
+DO $$ BEGIN
+  IF EXISTS (SELECT 1 FROM clients WHERE contact_email IS NULL) THEN
+    RAISE EXCEPTION 'clients without an e-mail: the reminder flag cannot go yet';
+  END IF;
+END $$;
+ALTER TABLE invoices DROP COLUMN IF EXISTS reminder_sent;
+"""
+
+
+def test_a_failing_rollback_does_not_stop_the_rescue(released: Topology, migrations_dir: Path) -> None:
+    """2.5 fails on production after the apply and the swap; the rescue rolls back 015, fails on 014
+    (its rollback refuses production's data), still rolls back 013, redeploys 2.3, writes the report,
+    and names the failed one with what to do."""
+    topo = released
+    forward = (migrations_dir / "014_add_invoice_reminder_flag.sql").read_text()
+    assert "reminder_sent" in forward
+    (migrations_dir / "014_add_invoice_reminder_flag.rollback.sql").write_text(BLOCKED_ROLLBACK)
+    topo.query(
+        "production-db",
+        "INSERT INTO clients (company_name, contact_email, country_code) VALUES ('No mail', NULL, 'AE')",
+    )
+    pending_file = Path(topo.production["tme_pending_file"])
+    pending_file.unlink()
+    run = deploy(topo, "tme-local/portal:2.5", app_release_timeout=6)
+    assert run.rc != 0
+    message = run.stdout.split("Fail the deploy, saying what was undone")[1]
+    assert "Rolled back: 015_create_user_preferences, 013_rename_client_company_name." in message
+    assert "NOT rolled back: 014_add_invoice_reminder_flag:" in message and "clients without an e-mail" in message
+    assert "tme-local/portal:2.3 redeployed" in message
+    assert "playbooks/restore.yml -e target=production -e backup=" in message
+    assert topo.versions("production-db") == [*SAFE_BEFORE_013, "014"]
+    assert app_image(topo) == "tme-local/portal:2.3" and health(topo)[0] == 200
+    assert "014_add_invoice_reminder_flag" in pending_file.read_text()  # the report was written
     topo.assert_no_secret()
 
 
@@ -246,9 +301,32 @@ def test_breaking_refused_in_business_hours_before_anything_changes(
     before = (topo.versions("staging-db"), topo.versions("production-db"), topo.backups())
     always = {"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": "00:00", "end": "24:00"}
     topo.production["tme_business_hours"] = always
-    run = topo.run("deploy-breaking.yml", app_image="tme-local/portal:2.4")
+    always["timezone"] = "Europe/Berlin"  # the team's zone, daylight saving time included, named in the refusal
+    run = topo.run(
+        "deploy-breaking.yml", app_image="tme-local/portal:2.4", release_target="015_create_user_preferences"
+    )
     assert run.rc != 0
     assert "013_rename_client_company_name are refused within business hours" in run.stdout
+    assert "Europe/Berlin; now" in run.stdout and ("CET" in run.stdout or "CEST" in run.stdout)
+    assert (topo.versions("staging-db"), topo.versions("production-db"), topo.backups()) == before
+
+    # Without the release's last migration named, pending BREAKING ones are listed and refused.
+    topo.production["tme_business_hours"] = {"days": []}
+    unnamed = topo.run("deploy-breaking.yml", app_image="tme-local/portal:2.4")
+    assert unnamed.rc != 0
+    assert "BREAKING migrations 013_rename_client_company_name and the release's last migration" in unnamed.stdout
+    assert "-e release_target=VERSION" in unnamed.stdout
+    assert (topo.versions("staging-db"), topo.versions("production-db"), topo.backups()) == before
+
+    # The app is production's: a rollback of staging never touches it, and an unknown previous image is
+    # refused before the database is.
+    for request in (
+        {"target": "staging", "redeploy_previous": True},
+        {"target": "production", "redeploy_previous": True},
+    ):
+        refused = topo.run("rollback.yml", steps=1, **request)
+        assert refused.rc != 0 and "Nothing was changed" in refused.stdout
+    assert "never touches it" in topo.runs[-2].stdout and "no previous image was recorded" in topo.runs[-1].stdout
     assert (topo.versions("staging-db"), topo.versions("production-db"), topo.backups()) == before
 
 

@@ -232,4 +232,5 @@ def bundled_topology(
 def deploy(topo: Topology, image: str, check: bool = False, **extra: Any) -> Run:
     """deploy-breaking.yml as ops run it, the candidate on the topology's free port (3001 by default)."""
     port = topo.production["smoke_port"]
+    extra.setdefault("release_target", "015_create_user_preferences")  # the examples' last migration
     return topo.run("deploy-breaking.yml", check=check, app_image=image, smoke_test_port=port, **extra)

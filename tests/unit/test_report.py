@@ -10,7 +10,11 @@ from typing import Any
 import pytest
 
 from ansible_collections.tme.migrations.plugins.plugin_utils._report import pending_markdown, status_table
-from ansible_collections.tme.migrations.plugins.plugin_utils._window import in_business_hours, next_version
+from ansible_collections.tme.migrations.plugins.plugin_utils._window import (
+    business_hours_now,
+    in_business_hours,
+    next_version,
+)
 
 
 def entry(version: str, status: str, kind: str = "SAFE", day: str = "2025-09-15", **extra: Any) -> dict[str, Any]:
@@ -111,3 +115,21 @@ def test_next_version_keeps_padding_and_style() -> None:
     assert next_version(["0009_x.up.sql", "0009_x.down.sql"], "y") == "0010_y"
     with pytest.raises(ValueError, match="lower-case"):
         next_version(names, "Add Feature")
+
+
+def test_business_hours_in_the_teams_zone_with_daylight_saving_time() -> None:
+    berlin = {
+        "days": ["mon", "tue", "wed", "thu", "fri"],
+        "start": "08:00",
+        "end": "18:00",
+        "timezone": "Europe/Berlin",
+    }
+    # 06:30 UTC is 08:30 in Berlin in summer (CEST, UTC+2) and 07:30 in winter (CET, UTC+1).
+    assert in_business_hours(berlin, "2025-07-16T06:30:00+00:00") is True
+    assert in_business_hours(berlin, "2025-01-15T06:30:00+00:00") is False
+    assert business_hours_now(berlin, "2025-07-16T06:30:00+00:00") == (
+        "mon,tue,wed,thu,fri 08:00-18:00 Europe/Berlin; now Wed 08:30 CEST (UTC+02:00)"
+    )
+    assert business_hours_now(berlin, "2025-01-15T06:30:00+00:00").endswith("now Wed 07:30 CET (UTC+01:00)")
+    with pytest.raises(ValueError, match="unknown time zone 'Mars/Olympus'"):
+        in_business_hours({**berlin, "timezone": "Mars/Olympus"})
