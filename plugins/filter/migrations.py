@@ -34,4 +34,5 @@ class FilterModule:
             "business_hours_now": _wrap(_window.business_hours_now),
             "next_version": _wrap(_window.next_version),
             "connection_options": _wrap(_inventory.connection_options),
+            "urlquote": _wrap(_inventory.urlquote),
         }

@@ -37,7 +37,7 @@ def connection_argument_spec() -> dict[str, Any]:
         login_unix_socket=dict(type="str", aliases=["unix_socket"]),
         ssl_mode=dict(type="str", choices=["allow", "disable", "prefer", "require", "verify-ca", "verify-full"]),
         ca_cert=dict(type="str", aliases=["ssl_rootcert"]),
-        connect_params=dict(type="dict", default={}),
+        connect_params=dict(type="dict", default={}, no_log=True),  # may carry a password or a key
         container=dict(type="str"),
         container_network=dict(type="str"),
         docker_bin=dict(type="str", default="docker"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 # inventory variable -> module option (tme.migrations.connection)
 VARIABLES = {
@@ -27,6 +28,12 @@ VARIABLES = {
 }
 # Options the reference (staging, read for the promotion gate) has no use for.
 NOT_FOR_REFERENCE = ("pg_bin_dir",)
+
+
+def urlquote(value: Any) -> str:
+    """A user name or password inside a URL (DATABASE_URL): every reserved character encoded, ``/``,
+    ``@``, ``:``, ``%``, ``#``, ``?``, ``&`` and spaces included (Jinja's ``urlencode`` leaves ``/``)."""
+    return quote(str(value), safe="")
 
 
 def connection_options(hostvars: Mapping[str, Any], reference: bool = False) -> dict[str, Any]:
