@@ -103,6 +103,20 @@ def _script_json(script: Script | None) -> str | None:
     return json.dumps({"statements": script.to_dict()["statements"]}, separators=(",", ":"))
 
 
+def _add_columns(conn: Any, table: Any, columns: list[tuple[str, str]]) -> bool:
+    """Nullable columns added to an existing table (rows kept); whether there were any."""
+    if columns:
+        conn.execute(
+            sql.SQL("ALTER TABLE {} {}").format(
+                table,
+                sql.SQL(", ").join(
+                    sql.SQL("ADD COLUMN IF NOT EXISTS {} {}").format(sql.Identifier(n), sql.SQL(t)) for n, t in columns
+                ),
+            )
+        )
+    return bool(columns)
+
+
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
@@ -181,30 +195,11 @@ class Tracking:
                         f"tracking table {self.name} was made in a way the tool cannot write to, nothing was changed: "
                         + "; ".join(problems)
                     )
-                missing = [(n, t) for n, t in EXTRA_COLUMNS if n not in existing]
-                if missing:
-                    conn.execute(
-                        sql.SQL("ALTER TABLE {} {}").format(
-                            self.ident,
-                            sql.SQL(", ").join(
-                                sql.SQL("ADD COLUMN IF NOT EXISTS {} {}").format(sql.Identifier(n), sql.SQL(t))
-                                for n, t in missing
-                            ),
-                        )
-                    )
+                if _add_columns(conn, self.ident, [(n, t) for n, t in EXTRA_COLUMNS if n not in existing]):
                     outcome = "adopted"
             audit_columns = self.columns(conn, self.table + "_audit")
             audit_missing = [(n, t) for n, t in AUDIT_EXTRA_COLUMNS if audit_columns and n not in audit_columns]
-            if audit_missing:
-                conn.execute(
-                    sql.SQL("ALTER TABLE {} {}").format(
-                        self.audit_ident,
-                        sql.SQL(", ").join(
-                            sql.SQL("ADD COLUMN IF NOT EXISTS {} {}").format(sql.Identifier(n), sql.SQL(t))
-                            for n, t in audit_missing
-                        ),
-                    )
-                )
+            if _add_columns(conn, self.audit_ident, audit_missing):
                 outcome = outcome or "adopted"
             if not audit_columns:
                 conn.execute(
