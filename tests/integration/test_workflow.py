@@ -160,7 +160,9 @@ def test_a_failing_rollback_does_not_stop_the_rescue(released: Topology, migrati
     assert "playbooks/restore.yml -e target=production -e backup=" in message
     assert topo.versions("production-db") == [*SAFE_BEFORE_013, "014"]
     assert app_image(topo) == "tme-local/portal:2.3" and health(topo)[0] == 200
-    assert "014_add_invoice_reminder_flag" in pending_file.read_text()  # the report was written
+    pending = pending_file.read_text()  # the report was written: 013 and 015 wait again, 014 stayed
+    assert "### 013_rename_client_company_name.sql" in pending and "### 015_create_user_preferences.sql" in pending
+    assert "### 014_" not in pending
     topo.assert_no_secret()
 
 
