@@ -69,18 +69,23 @@ class MigrationFilesAction(ActionBase):
             result.update(failed=True, msg="the Python library pglast is required where the playbook runs")
             return result
         full = self._resolve(str(path))
+        stats: dict[str, int] = {}
         try:
             migrations = load_path_cached(
                 full,
                 tracking_table=str(args.get("tracking_table") or "schema_migrations"),
                 require_rollback=boolean(args.get("require_rollback", self.REQUIRE_ROLLBACK)),
+                stats=stats,
             )
         except MigrationError as exc:
             result.update(failed=True, msg=str(exc))
             return result
         args["path"] = full
         # The module echoes its arguments without the parsed files (see module_utils/_module.py).
-        if self.STATEMENTS == "plan" and args.get("state", "applied") == "applied":
+        # Plan first only when no file changed since the files were last read here: then the run is most
+        # likely a no-op (a scheduled run), and the plan spares sending every statement. New or edited
+        # files mean something is probably to run: one call with everything is cheaper then.
+        if self.STATEMENTS == "plan" and args.get("state", "applied") == "applied" and stats.get("parsed") == 0:
             planned = self._execute_module(
                 module_name=module,
                 module_args={**args, "_migrations": _dumps(migrations, set()), "_phase": "plan"},

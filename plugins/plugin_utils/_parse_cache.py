@@ -73,6 +73,7 @@ class ParseCache:
         self.tracking_table = tracking_table
         self.entries: dict[str, Any] = {}
         self.dirty = False
+        self.parsed = 0  # files parsed afresh (not found unchanged in the cache)
         if self.file and os.path.exists(self.file):
             try:
                 with open(self.file, encoding="utf-8") as handle:
@@ -99,6 +100,7 @@ class ParseCache:
         if migration is None:
             migration = load_source(source, self.tracking_table, require_rollback=False)
             self.put(source, identity, migration)
+            self.parsed += 1
         return migration
 
     def save(self, keep: set[str]) -> None:
@@ -119,9 +121,13 @@ class ParseCache:
 
 
 def load_path_cached(
-    path: str, tracking_table: str = "schema_migrations", require_rollback: bool = True
+    path: str,
+    tracking_table: str = "schema_migrations",
+    require_rollback: bool = True,
+    stats: dict[str, int] | None = None,
 ) -> list[Migration]:
-    """``load_path`` with the parse cache: the same migrations, each file parsed only when it changed."""
+    """``load_path`` with the parse cache: the same migrations, each file parsed only when it changed.
+    ``stats`` (when given) gets ``parsed``: how many were parsed afresh."""
     cache = ParseCache(path, tracking_table, cache_dir())
     sources = discover_path(path)
     migrations: list[Migration] = []
@@ -133,4 +139,6 @@ def load_path_cached(
             migrations.append(migration)
     finally:
         cache.save({s.version for s in sources})  # what parsed is kept, also when a later file fails
+        if stats is not None:
+            stats["parsed"] = cache.parsed
     return migrations

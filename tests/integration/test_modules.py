@@ -117,6 +117,13 @@ def test_rollback_check_mode_then_real_then_idempotent(db: Database, migrations_
     again = playbook(pb, vars_one)
     assert again.rc == 0 and again.result("Apply migrations")["changed"] is False
 
+    # The files did not change (all parsed before): the apply plans without statements, then sends
+    # the statements of the two it runs, and only those.
+    reapplied = playbook(APPLY, hostvars(db, migrations_dir)).result("Apply migrations")
+    assert [e["version"] for e in reapplied["applied"]] == before[-2:]
+    assert all(e["statements"] for e in reapplied["applied"]) and db.versions() == before
+    assert "user_preferences" in db.tables()
+
 
 def test_failing_migration_message_names_file_line_and_postgres(
     db: Database, migrations_dir: Path, playbook: Any
