@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test unit lint sanity bench server stop clean wheelhouse
+.PHONY: demo demo-release demo-release-stop test unit lint sanity bench server stop clean wheelhouse
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,15 @@ $(STAMP): pyproject.toml
 ## migrations to staging (tme_portal_test), then production (tme_portal), print the status.
 demo: $(STAMP) server
 	$(VENV)/bin/ansible-playbook -i inventory/local playbooks/apply-safe.yml
+
+## Release day on the guide's topology (root, docker.io and busybox-static): PostgreSQL and the
+## stand-in portal in containers of a Docker engine of our own; apply-safe, then deploy-breaking
+## (smoke test on 3001, backup, production apply, swap, health). Says what it needs when it cannot run.
+demo-release: $(STAMP)
+	$(PY) tools/demo_release.py start
+
+demo-release-stop: $(STAMP)
+	$(PY) tools/demo_release.py stop
 
 server: $(STAMP)
 	$(VENV)/bin/ansible-playbook playbooks/local-postgres.yml
