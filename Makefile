@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo demo-release demo-release-stop test unit lint sanity bench server stop clean wheelhouse
+.PHONY: demo demo-release demo-release-stop test unit lint sanity bench faults server stop clean wheelhouse build
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ server: $(STAMP)
 stop: $(STAMP)
 	$(PY) tools/localpg.py stop
 
+## The collection tarball (tme-migrations-<galaxy.yml's version>.tar.gz) in .local/dist, built from
+## the files git tracks (tools/build_collection.py); install it with
+## `ansible-galaxy collection install .local/dist/tme-migrations-*.tar.gz`.
+build: $(STAMP)
+	$(PY) tools/build_collection.py --output-path .local/dist
+
 ## Every test: ruff, mypy, ansible-lint, then pytest (unit; integration on real PostgreSQL servers
 ## through ansible-runner). `make sanity` runs ansible-test sanity.
 test: $(STAMP) wheelhouse
@@ -56,6 +62,9 @@ lint: $(STAMP)
 	cd .collections && MYPYPATH=. ../$(VENV)/bin/mypy --config-file ../pyproject.toml --explicit-package-bases $$(find ansible_collections/tme/migrations/plugins -name "*.py")
 	$(VENV)/bin/mypy tools
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/ansible-lint --profile production
+	$(VENV)/bin/antsibull-changelog lint-changelog-yaml changelogs/changelog.yaml
+	$(VENV)/bin/antsibull-changelog lint
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" ANSIBLE_CONFIG="$(CURDIR)/ansible.cfg" $(VENV)/bin/antsibull-docs lint-collection-docs --plugin-docs .
 
 sanity: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash tests/sanity.sh
@@ -65,6 +74,14 @@ bench: $(STAMP) server
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/apply_1000.py
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/classify_1000.py
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/backup_restore.py
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/lock_safety.py
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/fleet.py
+
+## The full fault matrix (bench/faults.py): 20 seeded trials per case of kill -9, PostgreSQL stopped
+## mid-run and 8 runners at once; exits non-zero when any trial lost anything. TME_FAULT_SEED,
+## TME_FAULT_TRIALS change the seed and the count.
+faults: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/faults.py
 
 clean:
 	-$(PY) tools/localpg.py stop

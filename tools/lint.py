@@ -5,7 +5,9 @@
 
     python tools/lint.py database/migrations [--json] [--fail-on error|warning|never]
 
-Prints the readable report (or the JSON one); exits 1 when the lint fails, 0 otherwise.
+Prints the readable report (or the JSON one); exits 1 when the lint fails, 0 otherwise. A file's
+``-- Allow: rule, rule`` header accepts those rules for that migration (shown, not failing); password
+literals appear as '***' in both reports.
 """
 
 from __future__ import annotations

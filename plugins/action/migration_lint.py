@@ -33,7 +33,11 @@ class ActionModule(ActionBase):
             result.update(failed=True, msg="the Python library pglast is required where the playbook runs")
             return result
         path = resolve_path(self, args["path"])
-        report = lint_path(path, args["tracking_table"], args["ignore_rules"])
+        try:
+            report = lint_path(path, args["tracking_table"], args["ignore_rules"])
+        except Exception as exc:  # lint_path keeps each file's own error: this is a bug, still reported
+            result.update(failed=True, path=path, msg=f"{path}: the lint failed ({type(exc).__name__}: {exc})")
+            return result
         lines = render(report, args["fail_on"])
         failed = failing(report, args["fail_on"])
         result.update(

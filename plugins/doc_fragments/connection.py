@@ -166,4 +166,9 @@ options:
     type: str
     choices: [plan, run]
     default: run
+  _tool_version:
+    description:
+      - Internal, set by the action plugin; do not set it. The collection's version (its C(galaxy.yml)), recorded
+        in the tracking rows; unset, V(unknown) is.
+    type: str
 """

@@ -13,8 +13,11 @@ Formats:
 * ``custom``: ``pg_dump -Fc`` (compressed by pg_dump, ``.dump``). Verified by ``pg_restore --list``
   reading its table of contents, and the size floor.
 
-The file is written under a temporary name and renamed only once verified: a backup file with
-the final name is always a complete, verified one.
+The file is written under a temporary name (``NAME.partial``), fsynced, verified, renamed, and the
+directory fsynced: a backup file with the final name is always a complete, verified, durable one.
+Whatever fails (a full disk, pg_dump's error, an interruption), pg_dump is stopped and waited for and
+the partial file removed; the ``.partial`` files a killed run left behind are removed by the next run
+of the same prefix, which holds the prefix's lock and so knows no live run owns them.
 """
 
 from __future__ import annotations
@@ -39,6 +42,10 @@ CUSTOM_MAGIC = b"PGDMP"
 GZIP_MAGIC = b"\x1f\x8b"
 SUFFIXES = {"plain": ".sql.gz", "custom": ".dump"}
 CHUNK = 1 << 20
+# A prefix is part of file names that retention deletes by pattern: letters, digits, '.', '_', '-',
+# not starting with '.' (no hidden files, no '..', no path separator).
+PREFIX_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$")
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 class BackupError(Exception):
@@ -65,6 +72,7 @@ class BackupResult:
     duration_s: float
     waited_s: float = 0.0
     removed: list[str] = field(default_factory=list)
+    stale_removed: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -153,12 +161,58 @@ def _verify_custom(path: str, tools: PgTools) -> str:
 
 
 # -- making one ------------------------------------------------------------------------------
+def validate_prefix(prefix: str) -> str:
+    """The prefix, or BackupError saying what a prefix may hold."""
+    if not isinstance(prefix, str) or not PREFIX_RE.match(prefix):
+        raise BackupError(
+            f"backup prefix {prefix!r} is not allowed: use 1 to 200 letters, digits, '.', '_' or '-', "
+            "not starting with '.'"
+        )
+    return prefix
+
+
 def backup_name(prefix: str, fmt: str, now: datetime) -> str:
     return f"{prefix}_{now.strftime('%Y%m%dT%H%M%SZ')}{SUFFIXES[fmt]}"
 
 
 def backup_pattern(prefix: str) -> re.Pattern[str]:
     return re.compile(r"^" + re.escape(prefix) + r"_(\d{8}T\d{6}Z)(?:_\d+)?(\.sql\.gz|\.dump)$")
+
+
+def partial_pattern(prefix: str) -> re.Pattern[str]:
+    """The temporary files of this prefix's runs: ``PREFIX_YYYYmmddTHHMMSSZ[_N].sql.gz.partial``."""
+    return re.compile(r"^" + re.escape(prefix) + r"_(\d{8}T\d{6}Z)(?:_\d+)?(\.sql\.gz|\.dump)\.partial$")
+
+
+def remove_stale_partials(directory: str, prefix: str) -> list[str]:
+    """Remove the ``.partial`` files of this prefix: call it holding the prefix's DumpLock, so that no
+    live run owns them (a run killed with SIGKILL, or by a reboot, leaves its partial file)."""
+    pattern = partial_pattern(prefix)
+    removed = []
+    for name in sorted(os.listdir(directory)):
+        path = os.path.join(directory, name)
+        if pattern.match(name) and os.path.isfile(path) and not os.path.islink(path):
+            os.remove(path)
+            removed.append(path)
+    return removed
+
+
+def free_bytes(directory: str) -> int:
+    """Bytes free for an unprivileged writer on the file system of ``directory``."""
+    try:
+        st = os.statvfs(directory)
+    except OSError:
+        return -1
+    return st.f_bavail * st.f_frsize
+
+
+def fsync_directory(directory: str) -> None:
+    """Make a rename in ``directory`` durable."""
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def ensure_directory(path: str) -> bool:
@@ -236,24 +290,83 @@ def dump_args(fmt: str) -> list[str]:
     return ["--format=plain", "--clean", "--if-exists"]
 
 
+def stop_process(proc: Any, grace: float = 5.0) -> None:
+    """Terminate a child that still runs, kill it if it does not stop within ``grace`` seconds, and
+    wait for it: no pg_dump is ever left running (or a zombie) behind a failed backup."""
+    if proc.poll() is None:
+        try:
+            proc.terminate()
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        except ProcessLookupError:  # pragma: no cover - it ended in between
+            proc.wait()
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
+
+
+def _close_quietly(*handles: Any) -> None:
+    for handle in handles:
+        try:
+            handle.close()
+        except (OSError, ValueError):  # a full disk fails the last flush again: the file goes anyway
+            pass
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
 def run_dump(tools: PgTools, fmt: str, partial: str, compresslevel: int = 6) -> None:
-    """pg_dump into ``partial`` (0600): gzip-compressed here for plain, as is for custom."""
+    """pg_dump into ``partial`` (0600, fsynced): gzip-compressed here for plain, as is for custom.
+
+    On any failure pg_dump is stopped and waited for, and ``partial`` is removed; a full disk says so,
+    naming the file, what was written and the space left."""
     argv = tools.argv("pg_dump", dump_args(fmt))
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as raw:
+    raw = os.fdopen(fd, "wb")
+    out: Any = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=compresslevel, mtime=0) if fmt == "plain" else raw
+    proc: Any = None
+    read = 0
+    done = False
+    try:
         proc = tools.popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
-        if fmt == "plain":
-            with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=compresslevel, mtime=0) as out:
-                for chunk in iter(lambda: proc.stdout.read(CHUNK), b""):
-                    out.write(chunk)
-        else:
+        try:
             for chunk in iter(lambda: proc.stdout.read(CHUNK), b""):
-                raw.write(chunk)
-        raw.flush()
-        os.fsync(raw.fileno())
+                read += len(chunk)
+                out.write(chunk)
+            if out is not raw:
+                out.close()  # gzip's trailer
+            raw.flush()
+            os.fsync(raw.fileno())
+        except OSError as exc:
+            stop_process(proc)
+            _close_quietly(out, raw)
+            _remove(partial)
+            directory = os.path.dirname(partial) or "."
+            if exc.errno in DISK_FULL:
+                raise BackupError(
+                    f"{partial}: no space left to write the backup ({exc.strerror}) after {read} bytes of pg_dump "
+                    f"output; {free_bytes(directory)} bytes free on the file system of {directory} now. "
+                    "pg_dump was stopped and the partial file removed: free space or choose another dest"
+                ) from None
+            raise BackupError(f"{partial}: cannot write the backup: {exc.strerror or exc}") from None
         err = proc.stderr.read()
         proc.wait()
+        done = True
+    finally:
+        if proc is not None:
+            stop_process(proc)
+        _close_quietly(out, raw)
+        if not done:
+            _remove(partial)
     if proc.returncode != 0:
+        _remove(partial)
         raise BackupError(
             f"pg_dump failed for {tools.where} (exit {proc.returncode}): {tools.scrub(err.decode(errors='replace'))}"
         )
@@ -291,12 +404,18 @@ def make_backup(
     wait_timeout: float = 600,
     now: datetime | None = None,
 ) -> BackupResult:
-    """pg_dump, verify, rename into place, apply retention. Nothing is left behind on failure."""
+    """pg_dump, verify, rename into place, apply retention. Nothing is left behind on failure, and
+    what a killed run of this prefix left (``.partial`` files) is removed and reported."""
     start = time.monotonic()
-    ensure_directory(directory)
+    validate_prefix(prefix)
+    try:
+        ensure_directory(directory)
+    except OSError as exc:
+        raise BackupError(f"{directory}: cannot make the backup directory: {exc.strerror or exc}") from None
     lock = DumpLock(directory, prefix)
     waited = lock.acquire(wait_timeout)
     try:
+        stale = remove_stale_partials(directory, prefix)  # the lock is ours: no live run owns them
         try:
             waited += wait_for_other_dumps(tools, max(wait_timeout - waited, 0), configured=wait_timeout)
         except ToolError as exc:
@@ -312,10 +431,16 @@ def make_backup(
             run_dump(tools, fmt, partial)
             checked = verify(partial, min_size, tools)
             os.rename(partial, final)
+            fsync_directory(directory)
         except (BackupError, ToolError) as exc:
             if os.path.exists(partial):
                 os.remove(partial)
             raise BackupError(str(exc)) from None
+        except OSError as exc:  # the rename or the directory's fsync
+            if os.path.exists(partial):
+                os.remove(partial)
+            where = exc.filename or final
+            raise BackupError(f"{where}: cannot put the backup in place: {exc.strerror or exc}") from None
         except BaseException:
             if os.path.exists(partial):
                 os.remove(partial)
@@ -333,4 +458,5 @@ def make_backup(
         duration_s=round(time.monotonic() - start, 3),
         waited_s=round(waited, 3),
         removed=removed,
+        stale_removed=stale,
     )

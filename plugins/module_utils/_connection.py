@@ -4,14 +4,15 @@
 """The one way to reach PostgreSQL: connection options with community.postgresql's names (what is not
 given falls back to libpq's environment: PGHOST, PGPORT, PGUSER, PGPASSWORD, PGPASSFILE, ...), the
 database container of the team's server (its address on the docker network; client programs through
-``docker exec``, see _pgtools), and the scrubber that keeps the password out of every message."""
+``docker exec``, see _pgtools). The scrubber that keeps the password out of every message is _secrets'
+``scrub``, imported here for the modules."""
 
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote, quote_plus
 
 from ansible_collections.tme.migrations.plugins.module_utils._docker import ContainerError, container_address
+from ansible_collections.tme.migrations.plugins.module_utils._secrets import scrub
 
 try:
     import psycopg
@@ -104,14 +105,3 @@ def connect(kwargs: dict[str, Any], autocommit: bool = True) -> psycopg.Connecti
     except psycopg.OperationalError as exc:
         message = scrub(str(exc).strip(), kwargs.get("password"))
         raise ConnectionError(f"cannot connect to {describe(kwargs)}: {message}") from None
-
-
-def scrub(text: str, password: Any) -> str:
-    """The text without the password, raw or in the encoded forms a URL or a log may carry it in."""
-    if not password:
-        return text
-    secret = str(password)
-    for form in sorted({secret, quote(secret, safe=""), quote_plus(secret), quote(secret)}, key=len, reverse=True):
-        if form:
-            text = text.replace(form, "********")
-    return text

@@ -6,7 +6,14 @@
 * One connection for the migrations, one for the runner lock (and for writing a failure's audit
   row when the migration connection is broken).
 * A transactional migration runs with its tracking row and audit row in ONE transaction, under
-  lock_timeout and statement_timeout, retried with backoff on lock_not_available.
+  lock_timeout and statement_timeout, retried with backoff on lock_not_available: a short
+  lock_timeout (100 ms) and many retries with growing sleeps (0.1 s doubling up to 5 s, about 78 s
+  in all by default), so that the queries queued behind a waiting ALTER never wait long, and the
+  migration still gets its lock when the blocker leaves (GitLab's "lock retries").
+* Each migration starts from a clean session and its tracking rows are written by the login role
+  with the server's settings: ``_executor.CLEAN`` runs after its statements, in its transaction
+  (a stepwise migration's settings carry from step to step; its progress rows are written as the
+  login role, ``_executor.AS_LOGIN``).
 * A migration with statements that cannot run in a transaction (CREATE INDEX CONCURRENTLY, ...)
   records its progress in schema_migrations_progress after every step, so an interruption is
   visible and the next run resumes; an invalid index left by an interrupted build is dropped
@@ -17,6 +24,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from dataclasses import dataclass, field
@@ -24,7 +32,12 @@ from functools import partial
 from typing import Any, Callable
 
 from ansible_collections.tme.migrations.plugins.module_utils import _connection
-from ansible_collections.tme.migrations.plugins.module_utils._executor import Executor, StatementFailed, steps
+from ansible_collections.tme.migrations.plugins.module_utils._executor import (
+    Executor,
+    StatementFailed,
+    steps,
+    waits_harmlessly,
+)
 from ansible_collections.tme.migrations.plugins.module_utils._model import (
     SAFE,
     Migration,
@@ -50,10 +63,11 @@ except ImportError:  # pragma: no cover - the module reports the missing library
 
 @dataclass
 class Options:
-    lock_timeout_ms: int = 5000
+    lock_timeout_ms: int = 100
     statement_timeout_ms: int = 0
-    lock_retries: int = 3
-    retry_delay: float = 1.0
+    lock_retries: int = 20
+    retry_delay: float = 0.1  # the first sleep after a lock timeout; doubled each time, at most retry_delay_max
+    retry_delay_max: float = 5.0
     runner_lock_timeout: float = 300.0
     allow_drift: bool = False
     accept_drift: tuple[str, ...] = ()  # versions whose edited file is accepted as applied, audited
@@ -102,30 +116,60 @@ class Report:
 
 
 class EngineError(Exception):
-    """A refusal or failure; the report says what was committed before it."""
+    """A refusal or failure; the report says what was committed before it.
 
-    def __init__(self, message: str, report: Report | None = None) -> None:
+    ``located``: the message's first line is the file, the line and PostgreSQL's message (a statement
+    failed, or a rollback does not parse); whoever adds where the run went puts it after that line."""
+
+    def __init__(self, message: str, report: Report | None = None, located: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.report = report
+        self.located = located
 
 
 def _elapsed_ms(start: float) -> int:
     return int(round((time.monotonic() - start) * 1000))
 
 
-def describe_error(exc: Exception, statement: Statement | None, path: str) -> str:
-    """File, line and PostgreSQL's message (with SQLSTATE, detail and hint)."""
+def retry_sleeps(options: Options) -> list[float]:
+    """The sleeps between attempts after a lock timeout: retry_delay, doubling, at most retry_delay_max."""
+    first, cap = max(options.retry_delay, 0.0), max(options.retry_delay_max, options.retry_delay, 0.0)
+    return [min(first * 2**i, cap) for i in range(max(options.lock_retries, 0))]
+
+
+def retry_budget_ms(options: Options) -> int:
+    """How long the retries of one step can take in all: every attempt's lock_timeout and every sleep.
+
+    A CONCURRENTLY statement (``_executor.waits_harmlessly``) waits that long in one attempt instead:
+    its wait queues no application query, and a lock timeout would waste its work."""
+    return int(options.lock_timeout_ms * (max(options.lock_retries, 0) + 1) + 1000 * sum(retry_sleeps(options)))
+
+
+def _blocker_query(query: str | None) -> str:
+    """A blocking session's (last) query for the message, on one line; hidden when it may hold a password."""
+    text = " ".join((query or "").split())
+    if not text:
+        return "unknown"
+    if "password" in text.lower() or "secret" in text.lower():
+        return "(not shown: it mentions a password or secret)"
+    return repr(text[:200])
+
+
+def _error_line(exc: Exception, statement: Statement | None) -> int | None:
+    """The file's line of the error: the statement's first line, moved to PostgreSQL's error position."""
     diag = getattr(exc, "diag", None)
-    primary = (diag.message_primary if diag else None) or str(exc).strip()
     line = statement.line if statement else None
     if statement is not None and diag is not None and diag.statement_position:
         position = int(diag.statement_position)
         line = statement.line + statement.sql[: max(position - 1, 0)].count("\n")
-    parts = [str(MigrationError(primary, path, line))]
-    sqlstate = getattr(exc, "sqlstate", None)
-    if sqlstate:
-        parts[0] += f" (SQLSTATE {sqlstate})"
+    return line
+
+
+def _error_details(exc: Exception, statement: Statement | None) -> list[str]:
+    """PostgreSQL's DETAIL and HINT, and the statement's first line."""
+    diag = getattr(exc, "diag", None)
+    parts = []
     if diag is not None:
         if diag.message_detail:
             parts.append("DETAIL: " + diag.message_detail)
@@ -134,7 +178,32 @@ def describe_error(exc: Exception, statement: Statement | None, path: str) -> st
     if statement is not None:
         first = statement.sql.strip().splitlines()[0] if statement.sql.strip() else ""
         parts.append("statement: " + (first[:200] + (" ..." if len(statement.sql.strip()) > len(first) else "")))
-    return "\n".join(parts)
+    return parts
+
+
+def _primary(exc: Exception) -> str:
+    diag = getattr(exc, "diag", None)
+    return (diag.message_primary if diag else None) or str(exc).strip() or type(exc).__name__
+
+
+def describe_error(exc: Exception, statement: Statement | None, path: str) -> str:
+    """File, line and PostgreSQL's message (with SQLSTATE, detail and hint)."""
+    parts = [str(MigrationError(_primary(exc), path, _error_line(exc, statement)))]
+    sqlstate = getattr(exc, "sqlstate", None)
+    if sqlstate:
+        parts[0] += f" (SQLSTATE {sqlstate})"
+    return "\n".join(parts + _error_details(exc, statement))
+
+
+def failure_headline(exc: Exception, statement: Statement | None, path: str) -> str:
+    """The first line of a failure, as an operator reads it: file name, line, then PostgreSQL's
+    severity and message, e.g. ``013_rename.sql line 4: ERROR: column "x" does not exist (SQLSTATE 42703)``."""
+    diag = getattr(exc, "diag", None)
+    severity = (diag.severity_nonlocalized or diag.severity if diag else None) or "ERROR"
+    line = _error_line(exc, statement)
+    text = f"{os.path.basename(path)}{f' line {line}' if line else ''}: {severity}: {_primary(exc)}"
+    sqlstate = getattr(exc, "sqlstate", None)
+    return text + (f" (SQLSTATE {sqlstate})" if sqlstate else "")
 
 
 class Engine:
@@ -159,12 +228,18 @@ class Engine:
         self.lock_conn: Any = None
         self.lock: RunnerLock | None = None
         self.report = Report()
+        self.lock_wait = ""  # how the lock retries of the failing step ended, for its error
 
     # -- session -----------------------------------------------------------------------------
     def __enter__(self) -> Engine:
         try:
             self.conn = _connection.connect(self.conn_kwargs)
-            self.executor = Executor(self.conn, self.options.lock_timeout_ms, self.options.statement_timeout_ms)
+            self.executor = Executor(
+                self.conn,
+                self.options.lock_timeout_ms,
+                self.options.statement_timeout_ms,
+                concurrent_lock_timeout_ms=retry_budget_ms(self.options),
+            )
             if not self.check_mode:
                 self.lock_conn = _connection.connect(self.conn_kwargs)
                 self.lock = RunnerLock(self.lock_conn, self.tracking.lock_key)
@@ -355,8 +430,9 @@ class Engine:
         for m in pending:
             if m.rollback_error:
                 raise EngineError(
-                    f"{m.version} is not applied because its rollback does not parse: {m.rollback_error}",
+                    f"{m.rollback_error}\n{m.version} is not applied because its rollback does not parse",
                     self.report,
+                    located=True,
                 )
         return pending
 
@@ -454,39 +530,69 @@ class Engine:
             entry["repaired"] = repaired
         return entry
 
-    def _with_lock_retries(self, attempt: Callable[[], Any], m: Migration, action: str) -> Any:
-        """Run `attempt`, retrying on lock_not_available with exponential backoff."""
-        delay = self.options.retry_delay
+    def _with_lock_retries(
+        self, attempt: Callable[[], Any], m: Migration, action: str, statement: Statement | None = None
+    ) -> Any:
+        """Run `attempt` (a whole transactional migration, or one step of a stepwise one), retrying on
+        lock_not_available after the sleeps of `retry_sleeps`: each attempt keeps the queries queued
+        behind it waiting at most lock_timeout; one warning says how long the lock took.
+
+        A step of one CONCURRENTLY `statement` is not retried: it waited the whole retry time already."""
+        sleeps = [] if statement is not None and waits_harmlessly(statement) else retry_sleeps(self.options)
+        start = time.monotonic()
         tries = 0
+        lines: set[str] = set()
         while True:
             try:
-                return attempt()
+                result = attempt()
             except StatementFailed as failed:
-                if not isinstance(failed.exc, pgerrors.LockNotAvailable) or tries >= self.options.lock_retries:
+                if not isinstance(failed.exc, pgerrors.LockNotAvailable) or tries >= len(sleeps):
+                    if sleeps:
+                        self.lock_wait = (
+                            f"gave up after {tries} retries with lock_timeout {self.options.lock_timeout_ms} ms "
+                            f"({time.monotonic() - start:.1f}s in all)"
+                        )
+                    else:
+                        self.lock_wait = (
+                            f"gave up after waiting {time.monotonic() - start:.1f}s for the lock in one attempt "
+                            "(a CONCURRENTLY statement blocks no application query while it waits)"
+                        )
                     self._fail(m, action, failed)
+                lines.add(str(failed.statement.line) if failed.statement else "?")
+                self.sleep(sleeps[tries])
                 tries += 1
+                continue
+            if tries:
                 self.report.warnings.append(
-                    f"{m.version}: lock_timeout ({self.options.lock_timeout_ms} ms) reached at line "
-                    f"{failed.statement.line if failed.statement else '?'}; retry {tries} of "
-                    f"{self.options.lock_retries} in {delay:g}s"
+                    f"{m.version}: waited for a lock at line {', '.join(sorted(lines))}: {tries} lock_timeout"
+                    f"{'s' if tries > 1 else ''} of {self.options.lock_timeout_ms} ms, got it after "
+                    f"{time.monotonic() - start:.1f}s"
                 )
-                self.sleep(delay)
-                delay = min(delay * 2, 60.0)
+            return result
 
     def _fail(self, m: Migration, action: str, failed: StatementFailed) -> None:
         path = m.path
         if failed.statement is not None and m.rollback and failed.statement in m.rollback.statements:
             path = m.rollback.path
-        message = describe_error(failed.exc, failed.statement, path)
+        # File, line and PostgreSQL's message first; then what was undone and what committed before it.
+        lines = [failure_headline(failed.exc, failed.statement, path)]
+        if action == "rollback":
+            done = ", ".join(str(e["version"]) for e in self.report.rolled_back)
+            before = f"Rolled back before it in this run: {done}." if done else "Nothing was rolled back before it."
+            lines.append(f"the rollback of {m.version} failed, nothing of it committed: it stays applied. {before}")
+        else:
+            done = ", ".join(str(e["version"]) for e in self.report.applied)
+            before = f"Committed before it in this run: {done}." if done else "Nothing was applied before it."
+            lines.append(f"{m.version} failed, nothing of it committed. {before}")
+        lines += _error_details(failed.exc, failed.statement)
         if isinstance(failed.exc, pgerrors.LockNotAvailable):
-            message += (
-                f"\ngave up after {self.options.lock_retries} retries with lock_timeout "
-                f"{self.options.lock_timeout_ms} ms; " + self.describe_blockers(failed.statement)
-            )
+            lines.append(self.lock_wait + "; " + self.describe_blockers(failed.statement))
         if isinstance(failed.exc, psycopg.OperationalError) and self.conn.closed:
-            message += "\nthe connection to the database was lost"
+            lines.append("the connection to the database was lost")
+        lines.append(f"file: {path}")
+        message = "\n".join(lines)
         self._audit_failure(m, action, message)
-        raise EngineError(f"{m.version} failed, nothing of it committed. {message}")
+        raise EngineError(message, located=True)
 
     def _audit_failure(self, m: Migration, action: str, message: str) -> None:
         """Audit row outside the failed transaction; its synchronous commit makes earlier ones durable."""
@@ -498,7 +604,8 @@ class Engine:
     def describe_blockers(self, statement: Statement | None) -> str:
         names = sorted({r.split(".")[-1] for r in (statement.relations if statement else ())})
         rows = self.lock_conn.execute(
-            "SELECT DISTINCT a.pid, a.application_name, a.usename, a.state, a.xact_start, l.mode, c.relname"
+            "SELECT DISTINCT a.pid, a.application_name, a.usename, a.state, a.xact_start, l.mode, c.relname,"
+            " left(a.query, 200)"
             " FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_stat_activity a ON a.pid = l.pid"
             " WHERE l.granted AND l.pid <> ALL(%s) AND (cardinality(%s::text[]) = 0 OR c.relname = ANY(%s))"
             " AND l.mode IN ('AccessExclusiveLock', 'ExclusiveLock', 'ShareRowExclusiveLock', 'ShareLock',"
@@ -511,8 +618,8 @@ class Engine:
             return "no blocking session is left now (it may have finished)"
         blockers = [
             f"pid {pid} (application_name {app!r}, user {user}, state {state}, transaction open since "
-            f"{since}) holds {mode} on {rel}"
-            for pid, app, user, state, since, mode, rel in rows
+            f"{since}, query {_blocker_query(query)}) holds {mode} on {rel}"
+            for pid, app, user, state, since, mode, rel, query in rows
         ]
         return "blocked by " + "; ".join(blockers)
 
@@ -533,7 +640,9 @@ class Engine:
                 self.executor.run(m.forward.statements)
                 ms = _elapsed_ms(start)
                 record = self.tracking.applied_sql(m, ms, self.host, self._rollback_copy(m), self.options.backup_path)
-                self.conn.execute(sql.Composed([record, sql.SQL("; COMMIT")]))
+                # The clean session first: the rows are written by the login role, under the engine's settings.
+                clean = self.executor.clean(durable)
+                self.conn.execute(sql.Composed([clean, sql.SQL("; "), record, sql.SQL("; COMMIT")]))
                 return ms
             except StatementFailed:
                 self._abort()
@@ -577,7 +686,7 @@ class Engine:
                 new_hash = statements_hash([s.sql for s in statements[:end]])
 
                 step = partial(self._step, m, group, end, new_hash, resuming, repaired)
-                self._with_lock_retries(step, m, "apply")
+                self._with_lock_retries(step, m, "apply", group[0])
                 done = end
             ms = _elapsed_ms(start)
 
@@ -588,7 +697,7 @@ class Engine:
         except EngineError as exc:
             # Steps before the failing one are committed (and recorded in the progress table).
             self.report.changed = True
-            if exc.message.startswith(f"{m.version} failed, nothing of it committed."):
+            if f"{m.version} failed, nothing of it committed." in exc.message:  # after the file/line line
                 exc.message = exc.message.replace(
                     "failed, nothing of it committed.",
                     f"failed after {done} of {len(statements)} statements had committed; the next run resumes "
@@ -617,15 +726,16 @@ class Engine:
         transaction, or one statement that cannot run in a transaction; then its progress."""
         if group[0].transactional:
             self.executor.in_transaction(
-                group, lambda: self.tracking.advance_progress(self.conn, m.version, end, new_hash)
+                group, lambda: self.tracking.advance_progress(self.conn, m.version, end, new_hash), last=False
             )
             return
         statement = group[0]
         try:
-            self.executor.settings(local=False)
+            self.executor.settings(local=False, lock_timeout_ms=self.executor.lock_timeout_for(statement))
             if not (statement.index and self._prepare_index(statement, resuming, repaired)):
-                self.executor.run(group)
-            self.tracking.advance_progress(self.conn, m.version, end, new_hash)
+                self.executor.run(group, guarded=False)
+            # The progress row as the login role; the script's settings carry on to its next step.
+            self.executor.as_login(lambda: self.tracking.advance_progress(self.conn, m.version, end, new_hash))
         except psycopg.Error as exc:
             raise StatementFailed(exc, statement) from exc
 
@@ -675,6 +785,7 @@ class Engine:
             entry = {
                 "version": target,
                 "rollback_source": source,
+                "classification": applied[target].classification,  # as recorded when it was applied
                 "execution_ms": 0,
                 "statements": [s.sql for s in script.statements],
             }
@@ -723,6 +834,7 @@ class Engine:
                 start = time.monotonic()
                 self.executor.run(script.statements)
                 ms = _elapsed_ms(start)
+                self.conn.execute(self.executor.clean())
                 self.tracking.record_rolled_back(self.conn, version, checksum, ms, self.host)
                 return ms
 
@@ -735,16 +847,18 @@ class Engine:
         try:
             for step in steps(script.statements):
                 if step[0].transactional:
-                    self._with_lock_retries(partial(self.executor.in_transaction, step), target, "rollback")
+                    self._with_lock_retries(partial(self.executor.in_transaction, step, last=False), target, "rollback")
                 else:
-                    self._with_lock_retries(partial(self.executor.outside_transaction, step[0]), target, "rollback")
+                    self._with_lock_retries(
+                        partial(self.executor.outside_transaction, step[0]), target, "rollback", step[0]
+                    )
                 done += len(step)
         except EngineError as exc:
             exc.message += (
                 f"\n{done} of {len(script.statements)} rollback statements ran before the failure; "
                 f"{version} stays recorded as applied"
             )
-            raise EngineError(exc.message, self.report) from None
+            raise EngineError(exc.message, self.report, located=exc.located) from None
         finally:
             self.executor.reset()
         ms = _elapsed_ms(start)

@@ -12,7 +12,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-TOOL_VERSION = "0.2.0"
+# The collection's version is written once, in galaxy.yml. The controller reads it
+# (plugin_utils/_collection.py) and the action plugins pass it to the modules as `_tool_version`
+# (module_utils/_module.py sets it here); a module called without its action records UNKNOWN_VERSION.
+UNKNOWN_VERSION = "unknown"
+_tool_version = UNKNOWN_VERSION
+
+
+def tool_version() -> str:
+    """The version recorded in the tracking rows (tool_version)."""
+    return _tool_version
+
+
+def set_tool_version(version: str | None) -> None:
+    global _tool_version
+    _tool_version = version or UNKNOWN_VERSION
+
 
 SAFE = "SAFE"
 BREAKING = "BREAKING"

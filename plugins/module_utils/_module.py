@@ -12,7 +12,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.tme.migrations.plugins.module_utils import _connection
 from ansible_collections.tme.migrations.plugins.module_utils._engine import Engine, EngineError, Options
-from ansible_collections.tme.migrations.plugins.module_utils._model import Migration
+from ansible_collections.tme.migrations.plugins.module_utils._model import Migration, set_tool_version
 from ansible_collections.tme.migrations.plugins.module_utils._pgtools import PgTools
 from ansible_collections.tme.migrations.plugins.module_utils._status import (
     compare,
@@ -38,6 +38,8 @@ def common_argument_spec() -> dict[str, Any]:
         # Set by the action plugin: "plan" runs as in check mode and returns `_needs`, the versions whose
         # statements a real run needs (the action sends only those with their statements).
         _phase=dict(type="str", choices=["plan", "run"], default="run"),
+        # Set by the action plugin: the collection's version (galaxy.yml), recorded in the tracking rows.
+        _tool_version=dict(type="str"),
     )
     return spec
 
@@ -48,6 +50,8 @@ def require_psycopg(module: AnsibleModule) -> None:
 
 
 def migrations_of(module: AnsibleModule) -> list[Migration] | None:
+    """What the action plugin read on the controller: the parsed files, and the collection's version."""
+    set_tool_version(module.params.get("_tool_version"))
     if module.params.get("path") and module.params.get("_migrations") is None:
         module.fail_json(msg="the migration files were not read: call this module by its action, not directly")
     data = module.params.get("_migrations")
@@ -115,7 +119,12 @@ def run_migration(module: AnsibleModule) -> None:
         details["changed"] = bool(exc.report and exc.report.changed and not module.check_mode)
         if exc.report and exc.report.warnings:
             details["warnings"] = exc.report.warnings
-        module.fail_json(msg=f"{target}: {exc.message}", invocation=invocation(module), **details)
+        if getattr(exc, "located", False):  # file, line and PostgreSQL's message stay the first line
+            first, _, rest = exc.message.partition("\n")
+            message = f"{first}\n{target}: {rest}" if rest else f"{first}\n{target}"
+        else:
+            message = f"{target}: {exc.message}"
+        module.fail_json(msg=message, invocation=invocation(module), **details)
     except (ConnectionError, TimeoutError, RuntimeError) as exc:
         module.fail_json(msg=f"{target}: {exc}", changed=False, invocation=invocation(module))
     for warning in report.warnings:

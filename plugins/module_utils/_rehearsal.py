@@ -73,15 +73,22 @@ def clone_schema(tools: PgTools, scratch: str) -> None:
         raise RehearsalError(f"restoring the schema into the scratch database failed: {exc}") from None
 
 
+# The scratch database is private: no application query queues behind a rehearsed statement, so
+# it may wait longer than the engine's 100 ms; and autovacuum, which PostgreSQL cancels for a
+# conflicting lock only after deadlock_timeout (1 s by default), never makes it fail.
+LOCK_TIMEOUT_MS = 5000
+
+
 def _execute(conn: Any, script: Script) -> None:
     """Run a script through the engine's executor: in one transaction, or step by step when it can't be.
 
-    Temporary tables a script leaves behind are discarded first, as if each script had a session of its own.
+    Temporary tables a script leaves behind are discarded first, as if each script had a session of its
+    own; the executor also leaves a clean session after each script (its SET ROLE, search_path, ...).
     """
     conn.execute("DISCARD TEMP")
     committed = [0]
     try:
-        Executor(conn).run_script(script, done=lambda count: committed.__setitem__(0, count))
+        Executor(conn, LOCK_TIMEOUT_MS).run_script(script, done=lambda count: committed.__setitem__(0, count))
     except StatementFailed as failed:
         raise _Failed(describe_error(failed.exc, failed.statement, script.path), partial=committed[0] > 0) from None
 

@@ -3,8 +3,9 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Restore a verified backup into one database, all or nothing.
 
-* plain SQL (``.sql.gz`` or ``.sql``): psql with ``ON_ERROR_STOP`` and ``--single-transaction``,
-  fed from the decompressed file, behind the clean preamble (below) when ``clean``.
+* plain SQL (``.sql.gz`` or ``.sql``): psql with ``ON_ERROR_STOP``, fed from the decompressed file
+  behind our ``BEGIN`` and the clean preamble (below) when ``clean``; our ``COMMIT`` is sent only once
+  the whole file was read (not ``--single-transaction``, which commits whatever input it got).
 * custom (``.dump``), with ``clean``: ``pg_restore --single-transaction -f -`` writes the SQL script,
   which psql runs behind ``BEGIN`` and the clean preamble, one transaction that only the script's
   own ``COMMIT`` (written by pg_restore once everything was read) and ours (written once pg_restore
@@ -188,12 +189,17 @@ def _has_drop_statements(path: str, fmt: str) -> bool:
     return False
 
 
-def _feed(source: IO[bytes], sink: IO[bytes], preamble: bytes, errors: list[BaseException]) -> None:
+def _feed(
+    source: IO[bytes], sink: IO[bytes], preamble: bytes, errors: list[BaseException], trailer: bytes = b""
+) -> None:
+    """Source to sink behind `preamble`; `trailer` (our COMMIT) only once the whole source was read."""
     try:
         if preamble:
             sink.write(preamble)
         for chunk in iter(lambda: source.read(CHUNK), b""):
             sink.write(chunk)
+        if trailer:
+            sink.write(trailer)
     except BrokenPipeError:
         pass  # psql stopped on an error: its exit status tells
     except BaseException as exc:  # noqa: BLE001 - reported by the caller
@@ -224,10 +230,11 @@ def _stream(
     source: Any,
     preamble: bytes = b"",
     hint: Callable[[str], str] | None = None,
+    trailer: bytes = b"",
 ) -> None:
     proc = tools.popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
     errors: list[BaseException] = []
-    feeder = threading.Thread(target=_feed, args=(source, proc.stdin, preamble, errors), daemon=True)
+    feeder = threading.Thread(target=_feed, args=(source, proc.stdin, preamble, errors, trailer), daemon=True)
     feeder.start()
     err = proc.stderr.read()
     proc.wait()
@@ -325,10 +332,13 @@ def restore(tools: PgTools, path: str, clean: bool = True, min_size: int = 256) 
             "objects that exist; clean=true restores it. "
         )
 
-    preamble = clean_preamble(_is_superuser(tools)) if clean else b""
-    argv = tools.argv("psql", ["-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-f", "-"], stdin=True)
+    # Not psql --single-transaction: it commits at the end of its input, also when the input ends
+    # because this process was killed half way. Our BEGIN, and our COMMIT only once the whole file was
+    # read: a restore cut short ends with the transaction open, and the server rolls it back.
+    preamble = b"BEGIN;\n" + (clean_preamble(_is_superuser(tools)) if clean else b"")
+    argv = tools.argv("psql", ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"], stdin=True)
     with _opener(checked.format)(path, "rb") as source:
-        _stream(tools, argv, source, preamble, hint=plain_hint)
+        _stream(tools, argv, source, preamble, hint=plain_hint, trailer=b"\nCOMMIT;\n")
     return RestoreResult(path, checked.format, checked.sha256, checked.detail, tools.where, clean)
 
 

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ansible_collections.tme.migrations.plugins.module_utils._model import TOOL_VERSION, Migration, Script, Statement
+from ansible_collections.tme.migrations.plugins.module_utils._model import Migration, Script, Statement, tool_version
 
 try:
     from psycopg import sql
@@ -350,7 +350,7 @@ class Tracking:
             "checksum": migration.checksum,
             "ms": execution_ms,
             "host": host,
-            "tool": TOOL_VERSION,
+            "tool": tool_version(),
             "description": migration.description,
             "class": migration.classification,
             "rollback": rollback.executable_sql() if rollback is not None else None,
@@ -403,7 +403,7 @@ class Tracking:
                 " tool_version) VALUES (%(version)s, 'rollback', 'succeeded', %(checksum)s, %(ms)s, %(host)s,"
                 " %(tool)s)) DELETE FROM {table} WHERE version = %(version)s"
             ).format(audit=self.audit_ident, table=self.ident),
-            {"version": version, "checksum": checksum, "ms": ms, "host": host, "tool": TOOL_VERSION},
+            {"version": version, "checksum": checksum, "ms": ms, "host": host, "tool": tool_version()},
         )
 
     def audit(
@@ -424,7 +424,7 @@ class Tracking:
                 "INSERT INTO {} (version, action, outcome, checksum, execution_ms, error, host, tool_version, detail)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
             ).format(self.audit_ident),
-            (version, action, outcome, checksum, execution_ms, error, host, TOOL_VERSION, detail),
+            (version, action, outcome, checksum, execution_ms, error, host, tool_version(), detail),
         )
 
     def take_over(
@@ -460,7 +460,7 @@ class Tracking:
                 "action": action,
                 "checksum": checksum,
                 "host": host,
-                "tool": TOOL_VERSION,
+                "tool": tool_version(),
                 "detail": detail,
                 "class": classification,
                 "rollback": rollback.executable_sql() if rollback is not None else None,
@@ -544,6 +544,10 @@ class RunnerLock:
     def release(self) -> None:
         if self.held:
             try:
-                self.conn.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
+                if not self.conn.closed and not self.conn.broken:
+                    self.conn.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
+                # else: the session ended (server stopped, connection lost) and its lock with it
+            except Exception:  # noqa: BLE001 - never hide the error that ended the run
+                pass
             finally:
                 self.held = False

@@ -17,6 +17,10 @@ description:
     C(--clean --if-exists), restorable with C(zcat | psql)) is verified by reading the whole gzip stream, a size
     floor and pg_dump's closing line, which a dump cut short lacks; V(custom) by C(pg_restore --list).
     A backup that does not verify is removed and the task fails, so no later task relies on it.
+  - The file is written as C(NAME.partial), fsynced, verified, renamed and the directory fsynced. On any failure
+    (pg_dump's error, a full disk, which the message names with the space left) C(pg_dump) is stopped and the
+    partial file removed; the C(.partial) files of this O(prefix) that a killed run left are removed by the next
+    run, which holds the prefix's lock, and reported in RV(stale_removed).
   - Never two at once for one database on one host (a lock file in O(dest)), and never while another C(pg_dump)
     of the database runs (a cron backup, for example); it waits up to O(wait_timeout) seconds.
   - Old backups of the same O(prefix) are removed by the retention rules O(keep) and O(max_age_days).
@@ -42,6 +46,8 @@ options:
   prefix:
     description:
       - First part of the file names; defaults to O(login_db). Retention only ever touches files of this prefix.
+      - Letters, digits, C(.), C(_) and C(-) only, not starting with C(.); anything else fails the task before
+        anything is written (a O(login_db) that does not fit needs an explicit O(prefix)).
     type: str
   format:
     description:
@@ -123,6 +129,12 @@ removed:
   returned: always
   type: list
   elements: str
+stale_removed:
+  description: Partial files of this prefix that an earlier, killed run left behind, removed before the dump.
+  returned: success and not check mode
+  type: list
+  elements: str
+  sample: [/home/tme-user/backups/tme_portal_20250915T101500Z.sql.gz.partial]
 waited_s:
   description: Seconds spent waiting for another backup or pg_dump to finish.
   returned: success and not check mode
@@ -138,7 +150,12 @@ from datetime import datetime, timezone
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.tme.migrations.plugins.module_utils._backup import BackupError, backup_name, make_backup
+from ansible_collections.tme.migrations.plugins.module_utils._backup import (
+    BackupError,
+    backup_name,
+    make_backup,
+    validate_prefix,
+)
 from ansible_collections.tme.migrations.plugins.module_utils._connection import connection_argument_spec
 from ansible_collections.tme.migrations.plugins.module_utils._pgtools import PgTools, ToolError
 
@@ -160,6 +177,11 @@ def main() -> None:
         module.fail_json(msg="login_db is required: the database to back up")
     tools = PgTools.from_params(p)
     prefix = p["prefix"] or p["login_db"]
+    try:
+        validate_prefix(prefix)
+    except BackupError as exc:
+        hint = "" if p["prefix"] else f" (the default, login_db {p['login_db']!r}: set prefix)"
+        module.fail_json(msg=f"{exc}{hint}", changed=False, database=tools.where)
     if module.check_mode:
         path = os.path.join(p["dest"], backup_name(prefix, p["format"], datetime.now(timezone.utc)))
         module.exit_json(changed=True, path=path, format=p["format"], removed=[], database=tools.where)

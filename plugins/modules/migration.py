@@ -24,6 +24,17 @@ description:
     and the next run resumes, dropping and rebuilding an invalid index left by an interrupted build.
   - One runner per database at a time (an advisory lock). Each migration runs under O(lock_timeout) and
     is retried on lock conflicts; when it gives up, the error names the blocking session.
+  - By default a migration waits at most 100 ms for a lock, then rolls back, sleeps and tries again
+    (0.1 s doubling up to 5 s between attempts, 20 retries, about 78 seconds in all). The application's
+    queries queued behind its waiting C(ALTER TABLE) wait at most about 100 ms, and the migration still
+    gets its lock once the blocking session leaves. A C(CONCURRENTLY) statement, whose wait blocks no
+    application query, waits that whole time in one attempt instead.
+  - Each migration starts from a clean session and cannot turn the engine's timeouts off. What it sets
+    for the session (C(SET ROLE), C(SET SESSION AUTHORIZATION), C(SET search_path), other settings,
+    temporary tables, session advisory locks) holds until its end, then is reset (C(RESET ALL) and the
+    like) before its tracking row is written by the login role. C(lock_timeout) and C(statement_timeout)
+    are set again after each of its statements, so its own C(SET lock_timeout = 0) or C(RESET ALL) does
+    not reach its next statement.
   - The checksum covers the SQL's tokens, not its comments or whitespace. Editing the header
     (the C(-- Tested on) or C(-- Description) lines) is not drift, any change to a statement is. Checksums
     recorded by the earlier scheme (the whole forward text) still verify; C(playbooks/setup-tracking.yml)
@@ -132,18 +143,26 @@ options:
     description:
       - PostgreSQL C(lock_timeout) of each migration, in milliseconds. A migration that waits longer for a
         lock is rolled back and retried, so that other sessions queued behind it are never stalled longer.
+      - Keep it short (GitLab's lock retries start at 100 ms), since every query on the table waits behind the
+        migration while it waits for its lock. A migration cannot turn it off for its own statements.
+      - Up to version 0.2.0 the default was V(5000), with 3 retries starting 1 second apart.
     type: int
-    default: 5000
+    default: 100
   lock_retries:
     description:
-      - How many times a migration is retried after reaching O(lock_timeout).
+      - How many times a migration (or one step of a migration run in steps) is retried after reaching
+        O(lock_timeout). When the last retry times out too, the run fails naming the blocking sessions
+        (pid, application, user, state, since when, query).
+      - With the defaults the retries take about 78 seconds in all, O(lock_timeout) and sleeps included;
+        a C(CONCURRENTLY) statement waits for its lock up to that long in one attempt.
     type: int
-    default: 3
+    default: 20
   lock_retry_delay:
     description:
-      - Seconds before the first retry; the delay doubles on each retry (at most 60 seconds).
+      - Seconds to sleep before the first retry; the sleep doubles on each retry, up to 5 seconds (or
+        this value when it is longer).
     type: float
-    default: 1.0
+    default: 0.1
   statement_timeout:
     description:
       - PostgreSQL C(statement_timeout) of each statement, in milliseconds; V(0) means none.
@@ -298,9 +317,9 @@ def main() -> None:
         up_to=dict(type="str"),
         allow_drift=dict(type="bool", default=False),
         accept_drift=dict(type="list", elements="str", default=[]),
-        lock_timeout=dict(type="int", default=5000),
-        lock_retries=dict(type="int", default=3),
-        lock_retry_delay=dict(type="float", default=1.0),
+        lock_timeout=dict(type="int", default=100),
+        lock_retries=dict(type="int", default=20),
+        lock_retry_delay=dict(type="float", default=0.1),
         statement_timeout=dict(type="int", default=0),
         runner_lock_timeout=dict(type="float", default=300),
         backup=dict(type="str"),

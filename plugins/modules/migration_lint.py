@@ -60,7 +60,9 @@ options:
   fail_on:
     description:
       - V(error) fails the task when any finding is an error (declared SAFE but BREAKING, a rollback that is
-        missing or does not parse, a file that does not parse, transaction hygiene).
+        missing or does not parse, a file that does not parse, transaction hygiene, the engine's timeouts
+        changed, the server's files or programs, privileged roles, password literals, cluster-wide
+        statements).
       - V(warning) also fails on lock hazards and on statements the analysis cannot see into.
       - V(never) only reports; use the returned O(fail_on) counts in a later task.
     type: str
@@ -82,10 +84,38 @@ notes:
     V(add-column-volatile-default), V(column-type-rewrite), V(set-not-null-scan), V(foreign-key-not-valid),
     V(check-not-valid), V(constraint-builds-index), V(vacuum-full), V(cluster), V(lock-table),
     V(reindex-concurrently), V(table-rewrite).
-  - Also severity C(warning), and BREAKING - V(opaque-do-block), V(unknown-statement).
+  - Also severity C(warning), and BREAKING - V(opaque-do-block), V(unknown-statement),
+    V(add-column-volatile-default) (an C(ADD COLUMN) that rewrites every row under an ACCESS EXCLUSIVE lock -
+    a volatile default such as C(random()), C(clock_timestamp()), C(gen_random_uuid()), C(nextval()), a serial,
+    identity or stored generated column), V(add-column-unknown-default) (a default calling a function that is
+    not a known immutable or stable built-in, such as the application's own; its volatility cannot be told
+    offline). C(now()), C(CURRENT_DATE), constants and casts of constants stay SAFE.
+  - Session changes the engine resets after each migration, severity C(warning) - V(set-role) (C(SET ROLE),
+    C(SET SESSION AUTHORIZATION), their C(RESET)), V(set-search-path) (C(SET [LOCAL] search_path),
+    C(set_config('search_path', ...))).
   - Errors - V(declared-safe-but-breaking), V(missing-rollback), V(rollback-syntax), V(invalid-migration),
     V(invalid-layout), V(concurrently-in-transaction), V(enum-value-used-in-same-transaction),
     V(begin-without-commit).
+  - Errors a migration may accept deliberately (see the C(-- Allow:) header below) - V(override-timeout)
+    (C(SET)/C(RESET)/C(set_config) of C(lock_timeout), C(statement_timeout),
+    C(idle_in_transaction_session_timeout), C(RESET ALL); use the module's
+    O(tme.migrations.migration#module:lock_timeout) and O(tme.migrations.migration#module:statement_timeout)
+    instead), V(copy-program) (C(COPY ... PROGRAM)),
+    V(copy-server-file) (C(COPY) to or from a file of the database server; use C(COPY FROM STDIN) outside
+    migrations), V(server-file-access) (C(lo_import), C(lo_export), C(pg_read_file), C(pg_read_binary_file),
+    C(pg_ls_dir), C(pg_stat_file), ...), V(role-privileged-attribute) (C(SUPERUSER), C(CREATEROLE),
+    C(BYPASSRLS), C(REPLICATION)), V(password-literal) (a role's C(PASSWORD '...'), a user mapping's or
+    server's C(password) option, a C(dblink) connection string with a password; secrets do not belong in
+    migration files), V(cluster-wide) (C(ALTER SYSTEM), C(CREATE/ALTER/DROP ROLE|USER|GROUP), C(GRANT)/C(REVOKE)
+    of role membership, C(CREATE/ALTER/DROP DATABASE), tablespaces; they affect every database of the server,
+    production included, and the rollback rehearsal would run them on the real server). Rollbacks are
+    checked for these too.
+  - "A header line C(-- Allow: cluster-wide, password-literal) among the file's leading comments accepts those
+    rules for that migration; the findings stay in the report with severity C(info) and C(accepted=true), and no
+    longer fail the lint. Adding the header to an applied migration is no drift (comments do not count).
+    O(ignore_rules) drops rules from the whole report instead."
+  - Password literals are never shown - findings, RV(summary_lines) and the statements and messages other
+    modules of the collection return carry C('***') in their place; the SQL itself runs as written.
   - Notes, severity C(info), shown in the summary - V(same-number) (files sharing a date number, the
     guide's C(YYYYMMDD_name.sql) of one day, run in name order; a shared sequence number is an error),
     V(declared-breaking-but-safe).
@@ -163,13 +193,18 @@ migrations:
           description: The statement's first line in that file.
           type: int
         statement:
-          description: The statement, on one line, shortened to 160 characters.
+          description: The statement, on one line, shortened to 160 characters, password literals shown as
+            C('***').
           type: str
         message:
           description: What is wrong and, for hazards, the safer alternative.
           type: str
         breaking:
           description: Whether this finding makes the migration BREAKING.
+          type: bool
+        accepted:
+          description: Present and true when the file's C(-- Allow:) header accepts the finding (then its
+            severity is V(info)).
           type: bool
   sample:
     - version: 017_rename_client_fields

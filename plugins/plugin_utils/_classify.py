@@ -18,10 +18,12 @@ Runs on the controller; no database is needed.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from ansible_collections.tme.migrations.plugins.module_utils._model import BREAKING, SAFE, MigrationError
+from ansible_collections.tme.migrations.plugins.plugin_utils._redact import redact
 from ansible_collections.tme.migrations.plugins.plugin_utils._sqlparse import (
     HAS_PGLAST,
     Parsed,
@@ -48,10 +50,160 @@ _VOLATILE = {
     "timeofday",
     "nextval",
     "txid_current",
+    "setseed",
+}
+# Built-ins that are immutable or stable: a column default calling only these is computed once and kept in
+# the catalog (PostgreSQL 11+), so ADD COLUMN rewrites no row. Anything else (a function of the application,
+# an extension's function) cannot be told offline. Hook: reading pg_proc.provolatile on the target database
+# would settle the unknown ones; _default_volatility is the one place to ask it.
+_NON_VOLATILE = {
+    "now",
+    "transaction_timestamp",
     "statement_timestamp",
+    "current_timestamp",
+    "localtimestamp",
+    "current_date",
+    "current_time",
+    "localtime",
+    "current_setting",
+    "current_database",
+    "current_schema",
+    "current_user",
+    "session_user",
+    "lower",
+    "upper",
+    "initcap",
+    "length",
+    "char_length",
+    "substr",
+    "substring",
+    "trim",
+    "btrim",
+    "ltrim",
+    "rtrim",
+    "replace",
+    "concat",
+    "concat_ws",
+    "format",
+    "left",
+    "right",
+    "lpad",
+    "rpad",
+    "repeat",
+    "split_part",
+    "md5",
+    "encode",
+    "decode",
+    "to_char",
+    "to_date",
+    "to_timestamp",
+    "to_number",
+    "date_trunc",
+    "date_part",
+    "extract",
+    "make_date",
+    "make_time",
+    "make_timestamp",
+    "make_timestamptz",
+    "make_interval",
+    "timezone",
+    "abs",
+    "round",
+    "floor",
+    "ceil",
+    "ceiling",
+    "trunc",
+    "power",
+    "to_json",
+    "to_jsonb",
+    "json_build_object",
+    "jsonb_build_object",
+    "json_build_array",
+    "jsonb_build_array",
+    "array_to_string",
+    "string_to_array",
+    "array_fill",
+    "nullif",
+    "int2",
+    "int4",
+    "int8",
+    "float4",
+    "float8",
+    "numeric",
+    "text",
+    "bool",
+    "uuid_nil",
+    "to_tsvector",
+    "to_regclass",
 }
 _SERIAL = {"serial", "serial2", "serial4", "serial8", "smallserial", "bigserial"}
 _NO_REWRITE_TYPES = {"text", "varchar", "citext"}  # widening to these keeps the rows as they are
+
+# Session settings the engine itself sets for each migration (SET LOCAL in its transaction).
+_TIMEOUTS = {"lock_timeout", "statement_timeout", "idle_in_transaction_session_timeout", "transaction_timeout"}
+_SESSION_ROLE = {"role": "SET ROLE", "session_authorization": "SET SESSION AUTHORIZATION"}
+# Functions that read or write files of the database server (or list its directories).
+_SERVER_FILE_FUNCTIONS = {
+    "lo_import",
+    "lo_export",
+    "pg_read_file",
+    "pg_read_binary_file",
+    "pg_ls_dir",
+    "pg_stat_file",
+    "pg_ls_logdir",
+    "pg_ls_waldir",
+    "pg_ls_tmpdir",
+    "pg_ls_archive_statusdir",
+    "pg_file_write",
+    "pg_file_rename",
+    "pg_file_unlink",
+}
+# Statements whose tree holds no call (a function's or DO block's body is a string; a DO block's statements
+# are read one by one): their often long text is not searched.
+_NO_CALLS = {"CreateFunctionStmt", "DoStmt", "CommentStmt"}
+# Searched in the lower-cased text (much faster than a case-insensitive pattern) before the tree is walked.
+_CALLS = re.compile(r"set_config|lo_import|lo_export|pg_read_|pg_ls_|pg_stat_file|pg_file_|dblink")
+_PRIVILEGED_ROLE_OPTIONS = {
+    "superuser": "SUPERUSER",
+    "createrole": "CREATEROLE",
+    "bypassrls": "BYPASSRLS",
+    "isreplication": "REPLICATION",
+}
+# Statements on objects every database of the server shares (roles, databases, tablespaces, settings).
+_CLUSTER_WIDE = {
+    "AlterSystemStmt": "ALTER SYSTEM changes the server's configuration",
+    "CreateRoleStmt": "roles belong to the whole server",
+    "AlterRoleStmt": "roles belong to the whole server",
+    "AlterRoleSetStmt": "a role's settings apply in every database",
+    "DropRoleStmt": "roles belong to the whole server",
+    "GrantRoleStmt": "role membership belongs to the whole server",
+    "CreatedbStmt": "CREATE DATABASE adds a database to the server",
+    "DropdbStmt": "DROP DATABASE removes a database of the server",
+    "AlterDatabaseStmt": "ALTER DATABASE names a database of the server, not necessarily this one",
+    "AlterDatabaseSetStmt": "ALTER DATABASE names a database of the server, not necessarily this one",
+    "AlterDatabaseRefreshCollStmt": "ALTER DATABASE names a database of the server, not necessarily this one",
+    "CreateTableSpaceStmt": "tablespaces belong to the whole server",
+    "DropTableSpaceStmt": "tablespaces belong to the whole server",
+    "AlterTableSpaceOptionsStmt": "tablespaces belong to the whole server",
+}
+_CLUSTER_WIDE_OBJECTS = {
+    "OBJECT_ROLE": "roles belong to the whole server",
+    "OBJECT_DATABASE": "it names a database of the server, not necessarily this one",
+    "OBJECT_TABLESPACE": "tablespaces belong to the whole server",
+}
+# Rules a rollback is checked for too (the rehearsal and a rollback run it like a migration), and the
+# rules a migration may accept deliberately with its header line "-- Allow: rule, rule" (see accept()).
+ROLLBACK_RULES = ACCEPTABLE_RULES = {
+    "set-role",
+    "set-search-path",
+    "override-timeout",
+    "copy-program",
+    "copy-server-file",
+    "server-file-access",
+    "role-privileged-attribute",
+    "password-literal",
+    "cluster-wide",
+}
 
 _DROP_RULES = {
     "OBJECT_TABLE": "drop-table",
@@ -275,7 +427,8 @@ def _qualified(relation: dict[str, Any] | None) -> str:
 
 
 def _label(sql: str) -> str:
-    text = " ".join(sql.split())
+    """The statement as findings show it: on one line, shortened, password literals hidden."""
+    text = " ".join(redact(sql).split())
     return text if len(text) <= 160 else text[:157] + "..."
 
 
@@ -343,10 +496,14 @@ class _Classifier:
     def statement(self, kind: str, body: dict[str, Any]) -> None:
         if self.new_enum_values and self.transactional:
             self.enum_use(body)
+        if kind not in _NO_CALLS and _CALLS.search(self.current.sql.lower()):
+            self.calls(body)
+        if kind in _CLUSTER_WIDE:
+            self.cluster_wide(_CLUSTER_WIDE[kind])
         handler = _HANDLERS.get(kind)
         if handler is not None:
             handler(self, body)
-        elif kind not in _SAFE_KINDS:
+        elif kind not in _SAFE_KINDS and kind not in _CLUSTER_WIDE:
             self.add(
                 "unknown-statement",
                 WARNING,
@@ -396,6 +553,139 @@ class _Classifier:
                 "it cannot run in a transaction block; put it in a migration of its own without BEGIN/COMMIT",
             )
 
+    # -- session settings, server files, roles, the cluster ----------------------------------
+    def timeout(self, what: str) -> None:
+        self.add(
+            "override-timeout",
+            ERROR,
+            f"{what} defeats the engine's lock_timeout/statement_timeout: a migration waiting for a lock "
+            "without them stalls every query queued behind it; remove it and set the module's lock_timeout / "
+            "statement_timeout options (role variables migrate_lock_timeout, ...) for the run instead",
+        )
+
+    def session_role(self, what: str) -> None:
+        self.hazard(
+            "set-role",
+            f"{what} changes who runs the rest of the migration (the engine resets it after each migration); "
+            "connect as the role that should own the objects, or ALTER ... OWNER TO / GRANT explicitly",
+        )
+
+    def search_path(self, what: str) -> None:
+        self.hazard(
+            "set-search-path",
+            f"{what} changes how every later name of the migration resolves (the engine resets it after each "
+            "migration); schema-qualify the names instead",
+        )
+
+    def variable_set(self, body: dict[str, Any]) -> None:
+        kind = str(body.get("kind", ""))
+        name = str(body.get("name") or "")
+        verb = "RESET" if kind == "VAR_RESET" else "SET LOCAL" if body.get("is_local") else "SET"
+        if kind == "VAR_RESET_ALL":
+            self.timeout("RESET ALL (it resets every setting, the engine's timeouts and search_path included)")
+        elif name in _TIMEOUTS:
+            self.timeout(f"{verb} {name}")
+        elif name in _SESSION_ROLE:
+            self.session_role(_SESSION_ROLE[name].replace("SET", verb, 1))
+        elif name == "search_path":
+            self.search_path(f"{verb} search_path")
+
+    def calls(self, body: dict[str, Any]) -> None:
+        """Function calls anywhere in the statement: set_config, server files, dblink with a password."""
+        for node in _walk(body):
+            call = node.get("FuncCall")
+            if not isinstance(call, dict):
+                continue
+            name = _name(call.get("funcname"))
+            args = call.get("args") or []
+            if name == "set_config":
+                setting = _const_string(args[0]) if args else None
+                if setting in _TIMEOUTS:
+                    self.timeout(f"set_config('{setting}', ...)")
+                elif setting == "search_path":
+                    self.search_path("set_config('search_path', ...)")
+                elif setting in _SESSION_ROLE:
+                    self.session_role(f"set_config('{setting}', ...)")
+            elif name in _SERVER_FILE_FUNCTIONS:
+                self.add(
+                    "server-file-access",
+                    ERROR,
+                    f"{name}() reads or writes files on the database server, which a migration must not depend on "
+                    "(and which needs superuser or pg_read_server_files); load data with COPY FROM STDIN outside "
+                    "migrations, or put it in the migration as SQL",
+                )
+            elif name.startswith("dblink") and any(_has_password(_const_string(a) or "") for a in args):
+                self.password_literal(f"{name}() with a connection string holding a password")
+
+    def password_literal(self, what: str) -> None:
+        self.add(
+            "password-literal",
+            ERROR,
+            f"{what}: secrets do not belong in migration files (they stay in git, backups and logs); create the "
+            "role or mapping without one and set the password outside migrations (community.postgresql."
+            "postgresql_user with a vaulted password, or psql's \\password)",
+        )
+
+    def options(self, what: str, options: list[Any] | None) -> None:
+        """Role attributes and OPTIONS: privileged attributes, password literals."""
+        for option in options or []:
+            elem = option.get("DefElem", {}) if isinstance(option, dict) else {}
+            name = elem.get("defname")
+            arg = elem.get("arg") or {}
+            if name in _PRIVILEGED_ROLE_OPTIONS and arg.get("Boolean", {}).get("boolval"):
+                self.add(
+                    "role-privileged-attribute",
+                    ERROR,
+                    f"{what} grants {_PRIVILEGED_ROLE_OPTIONS[name]}, which bypasses the database's permission "
+                    "checks server-wide; give such attributes by hand, reviewed, never from a migration",
+                )
+            elif name == "password" and "String" in arg:
+                self.password_literal(f"{what} sets a password literal")
+
+    def role(self, body: dict[str, Any]) -> None:
+        role = body.get("role")
+        name = role.get("rolename", "") if isinstance(role, dict) else str(role or "")
+        self.options(f"role {name}", body.get("options"))
+
+    def foreign_options(self, body: dict[str, Any]) -> None:
+        what = f"server {body['servername']}" if body.get("servername") else "the foreign server"
+        if isinstance(body.get("user"), dict):
+            what = f"the user mapping of {body['user'].get('rolename') or 'PUBLIC'} for {what}"
+        self.options(what, body.get("options"))
+
+    def copy(self, body: dict[str, Any]) -> None:
+        direction = "FROM" if body.get("is_from") else "TO"
+        if body.get("is_program"):
+            self.add(
+                "copy-program",
+                ERROR,
+                f"COPY ... {direction} PROGRAM runs a shell command on the database server as its operating "
+                "system user; keep it out of migrations (load data with COPY FROM STDIN from a task instead)",
+            )
+        elif body.get("filename") is not None:
+            self.add(
+                "copy-server-file",
+                ERROR,
+                f"COPY ... {direction} a file reads or writes a file on the database server, which the migration "
+                "cannot count on (another host, the container, the rehearsal's copy); use COPY FROM STDIN outside "
+                "migrations, or put the rows in the migration as INSERTs",
+            )
+
+    def cluster_wide(self, why: str) -> None:
+        self.add(
+            "cluster-wide",
+            ERROR,
+            f"{why}: the statement affects every database of the server, production included (staging and "
+            "production share it in the guide's setup), and the rollback rehearsal would run it on the real server; "
+            "make such changes by hand or with community.postgresql, reviewed, or accept it with '-- Allow: "
+            "cluster-wide' in the file's header",
+        )
+
+    def cluster_object(self, body: dict[str, Any]) -> None:
+        kind = body.get("renameType") or body.get("objectType")
+        if kind in _CLUSTER_WIDE_OBJECTS:
+            self.cluster_wide(_CLUSTER_WIDE_OBJECTS[kind])
+
     # -- statements ----------------------------------------------------------
     def index(self, body: dict[str, Any]) -> None:
         table = _qualified(body.get("relation"))
@@ -432,6 +722,7 @@ class _Classifier:
 
     def rename(self, body: dict[str, Any]) -> None:
         kind = body.get("renameType", "")
+        self.cluster_object(body)
         rule = _RENAME_BREAKING.get(kind)
         if rule is None:
             return  # indexes, constraints, triggers, policies, rules: no query names them
@@ -523,18 +814,32 @@ class _Classifier:
                 f"adds column {name} NOT NULL without a default: inserts from the running code fail; add it "
                 "nullable or with a DEFAULT, backfill, and set NOT NULL in a release",
             )
-        volatile = _volatile_call(default.get("raw_expr") if default else None)
-        if volatile or type_name in _SERIAL or "CONSTR_IDENTITY" in kinds:
-            why = f"default {volatile}()" if volatile else "a generated sequence value"
-            self.hazard(
-                "add-column-volatile-default",
-                f"adds column {name} with {why}: every row is rewritten under an ACCESS EXCLUSIVE lock; add the "
-                "column without a default, set the default, then backfill in batches",
+        volatility, function = _default_volatility(default.get("raw_expr") if default else None)
+        if volatility or type_name in _SERIAL or "CONSTR_IDENTITY" in kinds:
+            if volatility == "unknown":
+                why = (
+                    f"default {function}(), whose volatility cannot be told offline (not a known immutable or "
+                    "stable built-in; if it is volatile"
+                )
+                rule, rewrite = "add-column-unknown-default", "), every row is rewritten"
+            else:
+                why = f"volatile default {function}()" if volatility else "a generated sequence value"
+                rule, rewrite = "add-column-volatile-default", ": every row is rewritten"
+            self.add(
+                rule,
+                WARNING,
+                f"adds column {name} with {why}{rewrite} under an ACCESS EXCLUSIVE lock (PostgreSQL 11+ skips the "
+                "rewrite only for non-volatile defaults), so it waits for a release (BREAKING); add the column "
+                "without a default, SET DEFAULT, then backfill in batches",
+                True,
             )
         if "CONSTR_GENERATED" in kinds:
-            self.hazard(
+            self.add(
                 "add-column-volatile-default",
-                f"adds stored generated column {name}: every row is rewritten under an ACCESS EXCLUSIVE lock",
+                WARNING,
+                f"adds stored generated column {name}: every row is rewritten under an ACCESS EXCLUSIVE lock, so it "
+                "waits for a release (BREAKING)",
+                True,
             )
         for contype, constraint in kinds.items():
             if contype in ("CONSTR_PRIMARY", "CONSTR_UNIQUE", "CONSTR_FOREIGN", "CONSTR_CHECK", "CONSTR_EXCLUSION"):
@@ -737,17 +1042,42 @@ def _created_names(kind: str, body: dict[str, Any]) -> list[str]:
     return []
 
 
-def _volatile_call(expr: Any) -> str:
-    """The name of a volatile function the default expression calls, or ''."""
+def _const_string(node: Any) -> str | None:
+    """The text of a string constant (also cast: 'x'::text), else None."""
+    if not isinstance(node, dict):
+        return None
+    if "TypeCast" in node:
+        return _const_string(node["TypeCast"].get("arg"))
+    value = node.get("A_Const", {}).get("sval")
+    return value.get("sval") if isinstance(value, dict) else None
+
+
+def _has_password(conninfo: str) -> bool:
+    """Whether a libpq connection string or URI carries a password."""
+    return bool(re.search(r"(?i)(?:^|\s)password\s*=|://[^/@\s:]*:[^/@\s]+@", conninfo))
+
+
+def _default_volatility(expr: Any) -> tuple[str, str]:
+    """('volatile', name) when the default expression calls a known volatile function, ('unknown', name)
+    when it calls one that is not a known immutable or stable built-in, else ('', '').
+
+    Offline only: a function of the application (or an extension's) is 'unknown'. Hook for later: with a
+    connection, pg_proc.provolatile of the function settles it.
+    """
     if not expr:
-        return ""
+        return "", ""
+    unknown = ""
     for node in _walk(expr):
         call = node.get("FuncCall")
-        if call:
-            name = _name(call.get("funcname"))
-            if name in _VOLATILE:
-                return name
-    return ""
+        if not isinstance(call, dict):
+            continue
+        parts = [str(i.get("String", {}).get("sval", "")) for i in call.get("funcname") or () if isinstance(i, dict)]
+        name = parts[-1] if parts else ""
+        if name in _VOLATILE:
+            return "volatile", ".".join(parts)
+        if not unknown and (name not in _NON_VOLATILE or parts[:-1] not in ([], ["pg_catalog"])):
+            unknown = ".".join(parts)
+    return ("unknown", unknown) if unknown else ("", "")
 
 
 _BODY_QUOTE = "$tme_do_body$"
@@ -771,6 +1101,17 @@ def _plpgsql_statements(code: str, out: list[tuple[int, str]]) -> str:
                 out.append((int(value.get("lineno", 1)), literal))
             elif key == "PLpgSQL_stmt_execsql":
                 out.append((int(value.get("lineno", 1)), value["sqlstmt"]["PLpgSQL_expr"]["query"]))
+            elif key == "PLpgSQL_stmt_perform":
+                out.append((int(value.get("lineno", 1)), value["expr"]["PLpgSQL_expr"]["query"]))
+            elif isinstance(value, dict) and key not in ("PLpgSQL_stmt_dynfors", "PLpgSQL_stmt_open"):
+                # Expressions (IF conditions, assignments): read for the calls every statement is checked for.
+                for slot in ("expr", "cond"):
+                    expr = value[slot].get("PLpgSQL_expr", {}) if isinstance(value.get(slot), dict) else {}
+                    query = str(expr.get("query", ""))
+                    if query and _CALLS.search(query.lower()):
+                        if expr.get("parseMode") == 3:  # an assignment: "x := expression"
+                            query = query.split(":=", 1)[-1]
+                        out.append((int(value.get("lineno", 1)), "SELECT " + query))
             elif key == "PLpgSQL_stmt_open" and value.get("dynquery"):
                 return "OPEN ... FOR EXECUTE"
     out.sort()
@@ -807,7 +1148,43 @@ _HANDLERS: dict[str, Callable[[_Classifier, dict[str, Any]], None]] = {
     "ReindexStmt": _Classifier.reindex,
     "AlterDomainStmt": _Classifier.alter_domain,
     "DoStmt": _Classifier.do,
+    "VariableSetStmt": _Classifier.variable_set,
+    "CopyStmt": _Classifier.copy,
+    "CreateRoleStmt": _Classifier.role,
+    "AlterRoleStmt": _Classifier.role,
+    "CreateUserMappingStmt": _Classifier.foreign_options,
+    "AlterUserMappingStmt": _Classifier.foreign_options,
+    "CreateForeignServerStmt": _Classifier.foreign_options,
+    "AlterForeignServerStmt": _Classifier.foreign_options,
+    "AlterOwnerStmt": _Classifier.cluster_object,
 }
+
+
+def allowed_rules(headers: dict[str, str] | None) -> set[str]:
+    """The rules the file's ``-- Allow:`` header accepts (names separated by commas or spaces)."""
+    value = (headers or {}).get("allow", "")
+    return {name for name in re.split(r"[\s,]+", value.strip().lower()) if name} & ACCEPTABLE_RULES
+
+
+def accept(findings: Iterable[dict[str, Any]], headers: dict[str, str] | None) -> list[dict[str, Any]]:
+    """The findings with those the file's ``-- Allow:`` header accepts turned into infos marked ``accepted``.
+
+    They stay in the report (a reviewer sees them), but no longer fail the lint. Only the rules of
+    ACCEPTABLE_RULES can be accepted this way; the header is a comment, so adding it to an applied
+    migration is no drift.
+    """
+    allowed = allowed_rules(headers)
+    out = []
+    for finding in findings:
+        if finding["rule"] in allowed and not finding.get("accepted"):
+            finding = {
+                **finding,
+                "severity": INFO,
+                "accepted": True,
+                "message": f"accepted by the file's '-- Allow: {finding['rule']}' header: {finding['message']}",
+            }
+        out.append(finding)
+    return out
 
 
 def classify_statements(statements: list[Parsed], path: str, transactional: bool = True) -> Analysis:
@@ -880,5 +1257,8 @@ def review(
         )
     else:
         transactional_rollback = all(is_transactional(s.kind, s.body) for s in rollback)
-        rollback_class = classify_statements(rollback, rollback_path, transactional_rollback).classification
+        rollback_analysis = classify_statements(rollback, rollback_path, transactional_rollback)
+        rollback_class = rollback_analysis.classification
+        # A rollback runs like a migration (and in the rehearsal): what no migration may do, it may not either.
+        findings.extend(f for f in rollback_analysis.findings if f.rule in ROLLBACK_RULES)
     return detected, rollback_class, findings

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -31,16 +32,52 @@ def _run_in_transaction(metadata_path: str) -> bool:
     import tomllib
 
     try:
+        check_entry(os.path.dirname(os.path.dirname(metadata_path)), metadata_path)
         with open(metadata_path, "rb") as handle:
-            return bool(tomllib.load(handle).get("run_in_transaction", True))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+            return bool(tomllib.loads(handle.read(1 << 20).decode("utf-8")).get("run_in_transaction", True))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise MigrationError(f"cannot read metadata: {exc}", metadata_path) from None
+
+
+def check_entry(directory: str, full: str) -> None:
+    """A migration name must be a regular file (or a Diesel directory) inside the migrations directory:
+    a symbolic link that leads outside it, a FIFO (reading would wait forever), a device (a link to
+    /dev/zero never ends), a socket or a directory named ``*.sql`` is an error naming it. Nothing is
+    read: only the names' types are looked at."""
+    try:
+        info = os.lstat(full)
+        if stat.S_ISLNK(info.st_mode):
+            root = os.path.realpath(directory)
+            target = os.path.realpath(full)
+            if os.path.commonpath([root, target]) != root:
+                raise MigrationError("a symbolic link that leads outside the migrations directory: not read", full)
+            info = os.stat(full)
+    except OSError as exc:
+        raise MigrationError(f"cannot read: {exc.strerror}", full) from None
+    if stat.S_ISDIR(info.st_mode):
+        if full.endswith(".sql"):
+            raise MigrationError("a directory named like a migration file: not read", full)
+        return
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a FIFO" if stat.S_ISFIFO(info.st_mode) else "a device or socket"
+        raise MigrationError(f"not a regular file ({kind}): not read", full)
+
+
+def _check_source(directory: str, source: Source) -> None:
+    """check_entry for every file of a found migration."""
+    for path in (source.forward, source.rollback):
+        if path is not None:
+            check_entry(directory, path)
+    if os.path.basename(source.forward) == "up.sql":
+        metadata = os.path.join(os.path.dirname(source.forward), "metadata.toml")
+        if os.path.lexists(metadata):
+            check_entry(directory, metadata)
 
 
 def _classify_entry(directory: str, entry: str) -> tuple[str, str, str] | None:
     """(version, role, path) of a directory entry, role one of forward/rollback/diesel."""
     full = os.path.join(directory, entry)
-    if os.path.isdir(full):
+    if os.path.isdir(full) and not entry.endswith(".sql"):
         if os.path.exists(os.path.join(full, "up.sql")):
             return entry, "diesel", full
         return None
@@ -139,9 +176,11 @@ class Source:
     in_transaction: bool = True
 
 
-def discover(directory: str) -> list[Source]:
+def discover(directory: str, problems: list[tuple[str, MigrationError]] | None = None) -> list[Source]:
     """Every migration of a directory by name, ordered by number, then by version for files that share
-    a number. The same version twice, stray SQL files and rollbacks under other names are errors."""
+    a number. The same version twice, stray SQL files and rollbacks under other names are errors.
+    A migration whose file is not a regular file inside the directory (check_entry) is an error too;
+    with ``problems`` it is left out and added there as (version, error) instead, for the lint."""
     if not os.path.isdir(directory):
         raise MigrationError("not a directory of migrations", directory)
     entries = sorted(os.listdir(directory))
@@ -168,12 +207,22 @@ def discover(directory: str) -> list[Source]:
         if version not in forwards:
             raise MigrationError(f"rollback without a migration: no {version}.sql beside it", path)
     _refuse_shared_sequence_numbers({**forwards, **diesel})
-    return [
-        _diesel_source(version, diesel[version])
-        if version in diesel
-        else Source(version, forwards[version], rollbacks.get(version))
-        for version in sorted(list(forwards) + list(diesel), key=sort_key)
-    ]
+    sources = []
+    for version in sorted(list(forwards) + list(diesel), key=sort_key):
+        try:
+            if version in diesel:
+                check_entry(directory, diesel[version])
+                source = _diesel_source(version, diesel[version])
+            else:
+                source = Source(version, forwards[version], rollbacks.get(version))
+            _check_source(directory, source)
+        except MigrationError as exc:
+            if problems is None:
+                raise
+            problems.append((version, exc))
+            continue
+        sources.append(source)
+    return sources
 
 
 DATE_DIGITS = 8  # YYYYMMDD: the guide's date names, two of which may fall on one day
@@ -223,21 +272,27 @@ def _diesel_source(version: str, directory: str) -> Source:
     )
 
 
-def discover_path(path: str) -> list[Source]:
+def discover_path(path: str, problems: list[tuple[str, MigrationError]] | None = None) -> list[Source]:
     """A directory of migrations, or one migration file (its rollback file found beside it)."""
     if os.path.isdir(path) and not os.path.exists(os.path.join(path, "up.sql")):
-        return discover(path)
+        return discover(path, problems)
     directory, entry = os.path.split(os.path.normpath(path))
     found = _classify_entry(directory or ".", entry)
     if found is None or found[1] == "rollback" or parse_version(found[0]) is None:
         raise MigrationError("not a migration file (e.g. 016_add_feature_x.sql)", path)
     version, role, full = found
     if role == "diesel":
-        return [_diesel_source(version, full)]
+        check_entry(os.path.dirname(full) or ".", full)
+        source = _diesel_source(version, full)
+        _check_source(os.path.dirname(full) or ".", source)
+        return [source]
+    check_entry(directory or ".", full)
     _refuse_separate_rollbacks(directory or ".", sorted(os.listdir(directory or ".")), [entry])
     rollback = None
     for suffix in (".rollback.sql", ".down.sql"):
         candidate = os.path.join(directory, version + suffix)
         if os.path.exists(candidate):
             rollback = candidate
+    if rollback is not None:
+        check_entry(directory or ".", rollback)
     return [Source(version, full, rollback)]

@@ -12,12 +12,26 @@ Layouts read, all in one directory:
 * Diesel: ``0001_name/up.sql`` + ``0001_name/down.sql`` (+ ``metadata.toml``).
 
 Statements are split by PostgreSQL's own parser (pglast), never by regular expressions.
+
+Only regular files are read, through one descriptor (never a FIFO, a device, a directory), and at
+most ``TME_MIGRATIONS_MAX_FILE_SIZE`` bytes of each (default 64 MiB): a bigger file is an error
+naming it. Reading is linear in the file's size. A statement nested deeper than Python's recursion
+limit allows (a 500-term sum, 300 nested subqueries, 400 nested IFs in a DO block) is read again
+with a bounded higher limit in a thread with a large stack; past that it is an error naming the
+file and line, never a crash.
 """
 
 from __future__ import annotations
 
+import gc
 import hashlib
+import os
 import re
+import stat
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -35,7 +49,9 @@ from ansible_collections.tme.migrations.plugins.plugin_utils._discover import So
 from ansible_collections.tme.migrations.plugins.plugin_utils._sqlparse import (
     HAS_PGLAST,
     Parsed,
+    ascii_twin,
     is_transactional,
+    iter_tokens,
     parse_statements,
 )
 
@@ -69,11 +85,30 @@ def checksum(text: str) -> str:
     ``-- Tested on:``, ``-- Description:``) and whitespace between tokens do not count; any change to
     a statement, a string or a function body does."""
     digest = hashlib.sha256(b"tokens-v2\0")
-    for token in _pg.scan(text):
-        if token.name not in _COMMENTS:
-            digest.update(text[token.start : token.end + 1].encode("utf-8"))
+    raw, tokens = iter_tokens(text)  # byte offsets: linear, also for non-ASCII text
+    for start, end, name in tokens:
+        if name not in _COMMENTS:
+            digest.update(raw[start:end])
             digest.update(b"\0")
     return digest.hexdigest()
+
+
+def _char_spans(text: str, byte_spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Byte offsets of the UTF-8 text (in order) as character offsets, in one pass."""
+    if text.isascii():
+        return byte_spans
+    raw = text.encode("utf-8")
+    spans, byte_at, char_at = [], 0, 0
+    for first, last in byte_spans:
+        chars = []
+        for offset in (first, last):
+            if offset < byte_at:  # pragma: no cover - the parser reports statements in order
+                byte_at, char_at = 0, 0
+            char_at += len(raw[byte_at:offset].decode("utf-8", errors="replace"))
+            byte_at = offset
+            chars.append(char_at)
+        spans.append((chars[0], chars[1]))
+    return spans
 
 
 def _rangevar_name(item: dict[str, Any]) -> str:
@@ -213,8 +248,11 @@ def split_inline_rollback(text: str, path: str, spans: list[tuple[int, int]] | N
     if not candidates:
         return _Inline(text, None, 0, len(text))
     if spans is None:
+        joined = "\n".join(lines)
         try:
-            spans = [(s.start, s.stop) for s in _pg.split("\n".join(lines), with_parser=True, only_slices=True)]
+            _raw, twin = ascii_twin(joined)  # pglast's own mapping of offsets is quadratic
+            byte_spans = [(s.start, s.stop) for s in _pg.split(twin, with_parser=True, only_slices=True)]
+            spans = _char_spans(joined, byte_spans)
         except _pg.ParseError:
             spans = []  # the forward part's own parse reports the error with its line
     for index in candidates:
@@ -240,14 +278,146 @@ def split_inline_rollback(text: str, path: str, spans: list[tuple[int, int]] | N
     return _Inline(text, None, 0, len(text))
 
 
-def _read(path: str) -> str:
+MAX_FILE_SIZE = 64 * 1024 * 1024  # bytes; TME_MIGRATIONS_MAX_FILE_SIZE overrides it
+
+
+def max_file_size() -> int:
+    configured = os.environ.get("TME_MIGRATIONS_MAX_FILE_SIZE", "").strip()
     try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except UnicodeDecodeError as exc:
-        raise MigrationError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path) from None
+        return int(configured) if configured else MAX_FILE_SIZE
+    except ValueError:
+        return MAX_FILE_SIZE
+
+
+def read_bytes(path: str) -> bytes:
+    """A regular file's bytes, at most max_file_size() of them. Opened without blocking (a FIFO would
+    wait for a writer) and checked on the open descriptor before anything is read: a FIFO, a device
+    (a link to /dev/zero), a socket or a directory is an error naming the file."""
+    limit = max_file_size()
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
     except OSError as exc:
         raise MigrationError(f"cannot read: {exc.strerror}", path) from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise MigrationError(f"not a regular file ({_file_kind(info.st_mode)}): not read", path)
+        if info.st_size > limit:
+            raise MigrationError(_too_big(info.st_size, limit), path)
+        chunks, total = [], 0
+        while True:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > limit:  # grew while read
+                raise MigrationError(_too_big(total, limit), path)
+        return b"".join(chunks)
+    except OSError as exc:
+        raise MigrationError(f"cannot read: {exc.strerror}", path) from None
+    finally:
+        os.close(fd)
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return kind
+    return "not a file"
+
+
+def _too_big(size: int, limit: int) -> str:
+    return (
+        f"larger than the limit of {limit} bytes ({size} bytes or more): not read; "
+        "TME_MIGRATIONS_MAX_FILE_SIZE raises the limit"
+    )
+
+
+def _read(path: str) -> str:
+    data = read_bytes(path)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MigrationError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path) from None
+
+
+# A statement nested deeper than the recursion limit allows is read again with this limit, in a thread
+# whose stack holds it; anything deeper is an error. PostgreSQL's own parser refuses far deeper trees.
+DEEP_RECURSION_LIMIT = 100_000
+DEEP_STACK_SIZE = 512 * 1024 * 1024
+_DEEP_LOCK = threading.Lock()
+
+
+def _deeply(call: Callable[[], Migration]) -> Migration:
+    """``call()`` with a raised recursion limit, in a thread with a stack large enough for it."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = call()
+        except BaseException as exc:  # noqa: B036 - handed back to the calling thread
+            outcome["error"] = exc
+
+    with _DEEP_LOCK:
+        limit = sys.getrecursionlimit()
+        old_size = threading.stack_size()
+        try:
+            sys.setrecursionlimit(max(limit, DEEP_RECURSION_LIMIT))
+            threading.stack_size(DEEP_STACK_SIZE)  # read when the thread starts
+            worker = threading.Thread(target=run, name="tme-migrations-deep-parse")
+            worker.start()
+            threading.stack_size(old_size)
+            worker.join()
+        finally:
+            threading.stack_size(old_size)
+            sys.setrecursionlimit(limit)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]  # type: ignore[no-any-return]
+
+
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """No cyclic garbage collection while a file's trees are built: they hold no cycles, and each
+    collection walks every object alive, so a big file's millions of nodes made reading it quadratic."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _deepest_line(path: str) -> int:
+    """The line of the most deeply nested statement of a file (1 when it cannot be told)."""
+    try:
+        text = _read(path)
+        statements = parse_statements(text, path)
+    except (MigrationError, RecursionError):
+        return 1
+    best, line = -1, 1
+    for statement in statements:
+        depth = 0
+        stack: list[tuple[Any, int]] = [(statement.body, 1)]
+        while stack:
+            item, level = stack.pop()
+            depth = max(depth, level)
+            if isinstance(item, dict):
+                stack.extend((v, level + 1) for v in item.values() if isinstance(v, (dict, list)))
+            elif isinstance(item, list):
+                stack.extend((v, level + 1) for v in item if isinstance(v, (dict, list)))
+        if depth > best:
+            best, line = depth, statement.line
+    return line
 
 
 def load_migration(
@@ -258,7 +428,35 @@ def load_migration(
     require_rollback: bool = True,
     in_transaction: bool = True,
 ) -> Migration:
-    """Read one migration: forward SQL, rollback (separate file or the inline block), checksum."""
+    """Read one migration: forward SQL, rollback (separate file or the inline block), checksum.
+    Every failure is a MigrationError naming the file (and the line when there is one)."""
+
+    def call() -> Migration:
+        return _load_migration(version, forward_path, rollback_path, tracking_table, require_rollback, in_transaction)
+
+    try:
+        with _no_gc():
+            return call()
+    except RecursionError:
+        pass  # retried below, outside this handler: its traceback holds the whole deep stack
+    try:
+        return _deeply(call)
+    except RecursionError:
+        raise MigrationError(
+            f"a statement is nested too deeply to analyse (more than {DEEP_RECURSION_LIMIT} levels)",
+            forward_path,
+            _deepest_line(forward_path),
+        ) from None
+
+
+def _load_migration(
+    version: str,
+    forward_path: str,
+    rollback_path: str | None,
+    tracking_table: str,
+    require_rollback: bool,
+    in_transaction: bool,
+) -> Migration:
     text = _read(forward_path).replace("\r\n", "\n")
     try:
         # One parse serves both: the rollback block after the banner is all comments.

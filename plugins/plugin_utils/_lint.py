@@ -12,14 +12,29 @@ from __future__ import annotations
 from typing import Any
 
 from ansible_collections.tme.migrations.plugins.module_utils._model import MigrationError
-from ansible_collections.tme.migrations.plugins.plugin_utils._classify import ERROR, INFO, WARNING
+from ansible_collections.tme.migrations.plugins.plugin_utils._classify import ERROR, INFO, WARNING, accept
 from ansible_collections.tme.migrations.plugins.plugin_utils._discover import same_number_notes
 from ansible_collections.tme.migrations.plugins.plugin_utils._files import Source, discover_path, load_source
 from ansible_collections.tme.migrations.plugins.plugin_utils._parse_cache import ParseCache, cache_dir
+from ansible_collections.tme.migrations.plugins.plugin_utils._redact import secrets
 
 FAIL_ON = {"error": (ERROR,), "warning": (ERROR, WARNING), "never": ()}
 SAME_NUMBER = "same-number"  # an info: files that share a number run in name order
 SHOWN_INFOS = (SAME_NUMBER,)  # infos the readable output shows, besides the declared-* ones
+
+
+def _without_secrets(message: str, path: str) -> str:
+    """A parse error quotes the text near the error: hide the file's password literals in it."""
+    if "'" not in message and "$" not in message:
+        return message
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            found = secrets(handle.read())
+    except OSError:
+        return message
+    for secret, mask in sorted(found.items(), key=lambda item: len(item[0]), reverse=True):
+        message = message.replace(secret, mask)
+    return message
 
 
 def _error_entry(version: str, path: str, rule: str, exc: MigrationError) -> dict[str, Any]:
@@ -29,7 +44,7 @@ def _error_entry(version: str, path: str, rule: str, exc: MigrationError) -> dic
         "path": exc.path or path,
         "line": exc.line or 0,
         "statement": "",
-        "message": exc.message,
+        "message": _without_secrets(exc.message, exc.path or path),
         "breaking": False,
     }
     return {
@@ -51,6 +66,9 @@ def lint_source(
         m = cache.load(source) if cache is not None else load_source(source, tracking_table, require_rollback=False)
     except MigrationError as exc:
         return _error_entry(source.version, source.forward, "invalid-migration", exc)
+    except Exception as exc:  # a bug must not cost the report every other file's result
+        error = MigrationError(f"cannot analyse the file ({type(exc).__name__}: {exc})", source.forward, 1)
+        return _error_entry(source.version, source.forward, "invalid-migration", error)
     return {
         "version": m.version,
         "path": m.path,
@@ -59,7 +77,8 @@ def lint_source(
         "detected": m.detected_type,
         "rollback_classification": m.rollback_type,
         "transactional": m.transactional,
-        "findings": [f for f in m.findings if f["rule"] not in ignore],
+        # A file's "-- Allow: rule" header accepts those findings deliberately: kept as infos, shown.
+        "findings": [f for f in accept(m.findings, m.headers) if f["rule"] not in ignore],
     }
 
 
@@ -78,8 +97,9 @@ def _same_number_finding(source: Source, note: str) -> dict[str, Any]:
 def lint_path(path: str, tracking_table: str = "schema_migrations", ignore: list[str] | None = None) -> dict[str, Any]:
     """The lint report: migrations (each with findings) and a summary with counts."""
     skip = set(ignore or ())
+    problems: list[tuple[str, MigrationError]] = []  # files not read (a FIFO, a link outside): one entry each
     try:
-        sources = discover_path(path)
+        sources = discover_path(path, problems)
     except MigrationError as exc:
         entries = [_error_entry("", exc.path or path, "invalid-layout", exc)]
     else:
@@ -90,6 +110,8 @@ def lint_path(path: str, tracking_table: str = "schema_migrations", ignore: list
         for entry, source in zip(entries, sources):
             if source.version in notes:
                 entry["findings"].append(_same_number_finding(source, notes[source.version]))
+        for version, problem in problems:
+            entries.append(_error_entry(version, problem.path or path, "invalid-migration", problem))
     return {"migrations": entries, "summary": summarize(entries)}
 
 
@@ -114,14 +136,19 @@ def failing(report: dict[str, Any], fail_on: str) -> list[dict[str, Any]]:
 
 def render(report: dict[str, Any], fail_on: str = "error") -> list[str]:
     """A readable summary: one line per migration, then each finding that is not an info (but the
-    declared-* and same-number infos)."""
+    declared-* and same-number infos, and findings accepted by the file's ``-- Allow:`` header)."""
     lines = []
     for entry in report["migrations"]:
         cls = entry["classification"] or "UNREADABLE"
         declared = f" (declared {entry['declared']})" if entry["declared"] and entry["declared"] != cls else ""
         lines.append(f"{entry['version'] or entry['path']}: {cls}{declared}")
         for f in entry["findings"]:
-            if f["severity"] != INFO or f["rule"].startswith("declared-") or f["rule"] in SHOWN_INFOS:
+            if (
+                f["severity"] != INFO
+                or f["rule"].startswith("declared-")
+                or f["rule"] in SHOWN_INFOS
+                or f.get("accepted")
+            ):
                 lines.append(f"  {f['severity'].upper()} {f['path']} line {f['line']}: [{f['rule']}] {f['message']}")
     s = report["summary"]
     verdict = "FAILED" if failing(report, fail_on) else "passed"

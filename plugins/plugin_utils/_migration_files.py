@@ -18,8 +18,10 @@ from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.tme.migrations.plugins.module_utils._model import Migration, MigrationError
+from ansible_collections.tme.migrations.plugins.plugin_utils._collection import collection_version
 from ansible_collections.tme.migrations.plugins.plugin_utils._files import HAS_PGLAST
 from ansible_collections.tme.migrations.plugins.plugin_utils._parse_cache import load_path_cached
+from ansible_collections.tme.migrations.plugins.plugin_utils._redact import Redactor
 
 
 def resolve_path(action: ActionBase, path: str) -> str:
@@ -32,6 +34,17 @@ def resolve_path(action: ActionBase, path: str) -> str:
         return str(action._find_needle("files", path))
     except AnsibleError:
         return os.path.join(action._loader.get_basedir(), path)
+
+
+def redactor_for(migrations: list[Migration]) -> Redactor:
+    """Hides the password literals of the migrations' statements in what the module returns (its
+    ``statements`` lists, error messages quoting a statement). The statements sent stay as written."""
+    texts: list[str] = []
+    for m in migrations:
+        texts.extend(s.sql for s in m.forward.statements)
+        if m.rollback is not None:
+            texts.extend(s.sql for s in m.rollback.statements)
+    return Redactor(texts)
 
 
 def _dumps(migrations: list[Migration], full: set[str] | None = None) -> str:
@@ -60,6 +73,7 @@ class MigrationFilesAction(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp
         args = dict(self._task.args)
+        args["_tool_version"] = collection_version()  # galaxy.yml's (MANIFEST.json's), for the tracking rows
         module = self._task.resolved_action or "tme.migrations." + self._task.action.split(".")[-1]
         path = args.get("path")
         if not path:
@@ -81,6 +95,7 @@ class MigrationFilesAction(ActionBase):
             result.update(failed=True, msg=str(exc))
             return result
         args["path"] = full
+        hide = redactor_for(migrations)
         # The module echoes its arguments without the parsed files (see module_utils/_module.py).
         # Plan first only when no file changed since the files were last read here: then the run is most
         # likely a no-op (a scheduled run), and the plan spares sending every statement. New or edited
@@ -93,10 +108,10 @@ class MigrationFilesAction(ActionBase):
             )
             needs = planned.pop("_needs", None)
             if planned.get("failed") or (not needs and not planned.get("changed")):
-                result.update(planned)  # nothing to run: the plan is the result
+                result.update(hide.apply(planned))  # nothing to run: the plan is the result
                 return result
             args["_migrations"] = _dumps(migrations, set(needs or ()))
         else:
             args["_migrations"] = _dumps(migrations, set() if self.STATEMENTS == "none" else None)
-        result.update(self._execute_module(module_name=module, module_args=args, task_vars=task_vars))
+        result.update(hide.apply(self._execute_module(module_name=module, module_args=args, task_vars=task_vars)))
         return result

@@ -21,11 +21,12 @@ import os
 import tempfile
 from typing import Any
 
-from ansible_collections.tme.migrations.plugins.module_utils._model import TOOL_VERSION, Migration
+from ansible_collections.tme.migrations.plugins.module_utils._model import Migration
+from ansible_collections.tme.migrations.plugins.plugin_utils._collection import collection_version
 from ansible_collections.tme.migrations.plugins.plugin_utils._discover import Source, discover_path
 from ansible_collections.tme.migrations.plugins.plugin_utils._files import load_source, missing_rollback
 
-FORMAT = 1
+FORMAT = 2
 
 
 def cache_dir() -> str | None:
@@ -43,7 +44,7 @@ def _stamp() -> str:
         from pglast import __version__ as pglast_version
     except ImportError:  # pragma: no cover - the reader needs pglast anyway
         pglast_version = "?"
-    return f"{FORMAT}/{TOOL_VERSION}/{pglast_version}"
+    return f"{FORMAT}/{collection_version()}/{pglast_version}"
 
 
 def _identity(source: Source) -> list[list[Any]]:

@@ -2,7 +2,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Staging against production, from two migration_info results: a table for the play output and
-PENDING_MIGRATIONS.md in the team guide's format. Pure functions, run on the controller."""
+PENDING_MIGRATIONS.md in the team guide's format, and the same data as JSON (pending.json). Pure
+functions, run on the controller."""
 
 from __future__ import annotations
 
@@ -141,3 +142,105 @@ def pending_markdown(staging: dict[str, Any], production: dict[str, Any], genera
         out += [f"- {r['version']} ({r['type']})" for r in not_on_test]
         out.append("")
     return "\n".join(out).rstrip() + "\n"
+
+
+# -- the same data as JSON (pending.json), for CI and other programs --------------------------------
+SUMMARY_FORMAT = 1
+
+# Why a migration that staging applied is not on production yet: reason code -> what it means.
+REASONS = {
+    "breaking_needs_release": "BREAKING: waits for the next code release (playbooks/deploy-breaking.yml)",
+    "behind_breaking": "SAFE, but behind a pending BREAKING migration: migrations never skip order",
+    "unverified_on_staging": "applied by hand on staging and not adopted: run playbooks/setup-tracking.yml",
+    "missing_file": "recorded on staging but no migration file has this version in the checkout",
+    "drifted_on_staging": "its file changed since staging applied it: review, then -e accept_drift=VERSION",
+    "unknown_type": "no migration file to read its type from",
+    "next_safe_run": "SAFE and nothing blocks it: the next playbooks/apply-safe.yml run takes it to production",
+    "not_on_staging": "not applied on staging yet: staging gets every migration first",
+    "not_on_staging_ahead": "on production but not on staging: staging must get it first",
+}
+_NOTE_REASONS = {"unverified": "unverified_on_staging", "missing": "missing_file", "drifted": "drifted_on_staging"}
+
+
+def _item(row: dict[str, Any], reason: str, blocked_by: str | None = None) -> dict[str, Any]:
+    return {
+        "version": row["version"],
+        "file": os.path.basename(row["path"]) if row["path"] else None,
+        "classification": row["type"],
+        "staging": row["staging_status"],
+        "production": row["production_status"],
+        "test_applied": row["test_applied"] or None,
+        "reason": reason,
+        "message": REASONS[reason],
+        "blocked_by": blocked_by,
+        "why_breaking": list(row["reasons"]) if row["type"] == BREAKING else [],
+        "note": row["note"],
+    }
+
+
+def _versions(value: Any) -> list[str] | None:
+    """Versions from a list of strings or of dicts with a version (a migration result's `applied`)."""
+    if value is None:
+        return None
+    if not isinstance(value, (list, tuple)):
+        raise TypeError(f"expected a list of versions, got {type(value).__name__}")
+    return [str(v["version"]) if isinstance(v, dict) else str(v) for v in value]
+
+
+def pending_summary(
+    staging: dict[str, Any],
+    production: dict[str, Any],
+    generated_at: str = "",
+    applied_this_run: dict[str, Any] | None = None,
+    environments: dict[str, dict[str, Any]] | None = None,
+    check_mode: bool = False,
+) -> dict[str, Any]:
+    """PENDING_MIGRATIONS.md's data as a dict for JSON: each environment's applied and pending versions,
+    every migration staging applied and production waits for (class, reason code and text, what blocks it),
+    what staging has not applied, counts. `applied_this_run` maps staging/production to the versions (or
+    the migration module's `applied` list) this run applied; `environments` adds host and database names."""
+    rows = status_rows(staging, production)
+    waiting: list[dict[str, Any]] = []
+    first_breaking: str | None = None
+    for row in (r for r in rows if r["on_staging"] and not r["on_production"]):
+        if row["type"] == BREAKING:
+            waiting.append(_item(row, "breaking_needs_release"))
+            first_breaking = first_breaking or row["version"]
+        elif row["staging_status"] in _NOTE_REASONS:
+            waiting.append(_item(row, _NOTE_REASONS[row["staging_status"]], first_breaking))
+        elif first_breaking:
+            waiting.append(_item(row, "behind_breaking", first_breaking))
+        elif row["type"].startswith("UNKNOWN") or row["type"] == "?":
+            waiting.append(_item(row, "unknown_type"))
+        else:
+            waiting.append(_item(row, "next_safe_run"))
+    not_on_staging = [_item(r, "not_on_staging") for r in rows if not r["on_staging"] and not r["on_production"]]
+    ahead = [_item(r, "not_on_staging_ahead") for r in rows if r["on_production"] and not r["on_staging"]]
+    run = applied_this_run or {}
+    envs: dict[str, Any] = {}
+    for name, flag in (("staging", "on_staging"), ("production", "on_production")):
+        envs[name] = {
+            **((environments or {}).get(name) or {}),
+            "applied": [r["version"] for r in rows if r[flag]],
+            "pending": [r["version"] for r in rows if not r[flag] and r["path"]],
+            "applied_this_run": _versions(run.get(name)),
+        }
+    return {
+        "format": SUMMARY_FORMAT,
+        "generated_at": generated_at or None,
+        "check_mode": bool(check_mode),
+        "environments": envs,
+        "waiting": waiting,
+        "not_on_staging": not_on_staging,
+        "on_production_not_staging": ahead,
+        "counts": {
+            "staging_applied": len(envs["staging"]["applied"]),
+            "production_applied": len(envs["production"]["applied"]),
+            "waiting": len(waiting),
+            "waiting_breaking": sum(1 for w in waiting if w["classification"] == BREAKING),
+            "behind_breaking": sum(1 for w in waiting if w["reason"] == "behind_breaking"),
+            "not_on_staging": len(not_on_staging),
+            "on_production_not_staging": len(ahead),
+        },
+        "reasons": {code: REASONS[code] for code in sorted({w["reason"] for w in waiting + not_on_staging + ahead})},
+    }

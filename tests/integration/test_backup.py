@@ -6,11 +6,15 @@ writes nothing, and a restore that fails half way leaves the database exactly as
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
+import re
 import subprocess
+import sys
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 from psycopg import sql
@@ -392,3 +396,151 @@ def test_superuser_preamble_empties_the_database_and_recreates_public_exactly(db
         finally:
             conn.execute(sql.SQL("DROP OWNED BY {}, {}").format(ident(r1), ident(r2)))
             conn.execute(sql.SQL("DROP ROLE {}, {}").format(ident(r1), ident(r2)))
+
+
+# -- a full disk, a killed run, a bad prefix ---------------------------------------------------------
+@contextlib.contextmanager
+def tiny_filesystem(path: Path, size: str = "64k") -> Iterator[Path]:
+    """A tmpfs of ``size`` at ``path``: a disk that really fills up. Needs root (mount)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs to fill up needs root")
+    path.mkdir()
+    done = subprocess.run(  # noqa: S603 - argv list
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], check=True)  # noqa: S603, S607 - argv list
+
+
+def pg_dump_sessions(db: Database) -> list[Any]:
+    with db.connect(admin=True) as conn:
+        return conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'pg_dump' AND datname = %s", (db.name,)
+        ).fetchall()
+
+
+def wait_for_no_pg_dump(db: Database, seconds: float = 10) -> list[Any]:
+    deadline = time.monotonic() + seconds
+    while (sessions := pg_dump_sessions(db)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return sessions
+
+
+def test_a_full_disk_is_a_clear_error_and_leaves_nothing(db: Database, tmp_path: Path) -> None:
+    # About 640 kB of hexadecimal text: some 300 kB gzip-compressed, far more than the 64 kB disk.
+    db.query(
+        "CREATE TABLE big (id int, v text);"
+        "INSERT INTO big SELECT g, md5(random()::text) || md5(random()::text) FROM generate_series(1, 10000) g"
+    )
+    with tiny_filesystem(tmp_path / "disk") as disk:
+        with pytest.raises(BackupError) as info:
+            make_backup(tools(db), str(disk), "db")
+        message = str(info.value)
+        assert re.search(rf"^{re.escape(str(disk))}/db_\d{{8}}T\d{{6}}Z\.sql\.gz\.partial: no space left", message)
+        assert re.search(rf"(\d+) bytes free on the file system of {re.escape(str(disk))} now", message)
+        assert "pg_dump was stopped and the partial file removed" in message
+        assert [p.name for p in disk.iterdir()] == [".db.lock"]  # no partial file
+        assert wait_for_no_pg_dump(db) == []  # pg_dump was stopped, its session ended
+        assert db.kwargs["password"] not in message
+
+        db.query("DROP TABLE big")  # what fits on the disk is backed up there afterwards
+        made = make_backup(tools(db), str(disk), "db", min_size=64)
+        assert Path(made.path).exists() and made.stale_removed == []
+
+
+KILLED_RUN = """
+import sys
+sys.path.insert(0, {collections!r})
+from ansible_collections.tme.migrations.plugins.module_utils._backup import make_backup
+from ansible_collections.tme.migrations.plugins.module_utils._pgtools import PgTools
+make_backup(PgTools(**{tools!r}), {dest!r}, "db")
+"""
+
+
+def test_a_killed_runs_partial_file_is_removed_by_the_next_run(db: Database, tmp_path: Path) -> None:
+    """A run killed with SIGKILL (the OOM killer, a reboot) leaves its .partial file and releases its
+    lock; the next run of the prefix removes the file and reports it."""
+    import signal
+
+    from ..conftest import REPO
+
+    db.query("CREATE TABLE t (id int); INSERT INTO t VALUES (1)")
+    dest = tmp_path / "backups"
+    t = tools(db)
+    spec = {"dbname": t.dbname, "user": t.user, "password": t.password, "host": t.host, "port": t.port}
+    spec["bin_dir"] = t.bin_dir
+    script = KILLED_RUN.format(collections=str(REPO / ".collections"), tools=spec, dest=str(dest))
+    with db.connect(admin=True) as blocker:
+        blocker.execute("BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE")  # pg_dump waits for its lock on t
+        run = subprocess.Popen([sys.executable, "-c", script])  # noqa: S603 - argv list
+        try:
+            deadline = time.monotonic() + 30
+            while not pg_dump_sessions(db) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert pg_dump_sessions(db), "pg_dump did not start"
+            [partial] = dest.glob("db_*.sql.gz.partial")
+            os.kill(run.pid, signal.SIGKILL)
+            run.wait()
+        finally:
+            if run.poll() is None:
+                run.kill()
+                run.wait()
+        # The killed run's pg_dump, now an orphan, ends with its session.
+        for (pid,) in pg_dump_sessions(db):
+            blocker.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        blocker.execute("ROLLBACK")
+    assert wait_for_no_pg_dump(db) == []
+    assert partial.exists()  # what a killed run leaves
+
+    made = make_backup(t, str(dest), "db", wait_timeout=30)
+    assert made.stale_removed == [str(partial)] and not partial.exists()
+    assert sorted(p.name for p in dest.iterdir()) == sorted([".db.lock", Path(made.path).name])
+
+
+BAD_PREFIX = (
+    """
+- name: Backup
+  hosts: db
+  gather_facts: false
+  tasks:
+    - name: Back up
+      tme.migrations.backup:
+"""
+    + CONNECTION
+    + """\
+        pg_bin_dir: "{{ bindir }}"
+        dest: "{{ dest }}"
+        prefix: "{{ prefix }}"
+"""
+)
+
+
+@pytest.mark.parametrize("prefix", ["../elsewhere", ".hidden", "tme portal"])
+def test_a_bad_prefix_fails_the_task_before_anything_is_written(
+    prefix: str, db: Database, tmp_path: Path, playbook: Any
+) -> None:
+    p = db.params
+    dest = tmp_path / "backups"
+    hostvars = {
+        "db": {
+            "h": p["login_host"],
+            "p": p["login_port"],
+            "u": p["login_user"],
+            "pw": p["login_password"],
+            "d": p["login_db"],
+            "bindir": str(db.server.bindir),
+            "dest": str(dest),
+            "prefix": prefix,
+        }
+    }
+    for check in (True, False):
+        run = playbook(BAD_PREFIX, hostvars, check=check)
+        assert run.rc != 0
+        result = run.result("Back up")
+        assert f"backup prefix {prefix!r} is not allowed" in result["msg"], result
+        assert "Traceback" not in run.stdout
+    assert not dest.exists() and not (tmp_path / "elsewhere").exists()

@@ -12,7 +12,13 @@ from typing import Any
 
 import pytest
 
-from ansible_collections.tme.migrations.plugins.module_utils._engine import Engine, EngineError, Options
+from ansible_collections.tme.migrations.plugins.module_utils._engine import (
+    Engine,
+    EngineError,
+    Options,
+    retry_budget_ms,
+    retry_sleeps,
+)
 from ansible_collections.tme.migrations.plugins.module_utils._status import migration_status, runner_active
 from ansible_collections.tme.migrations.plugins.module_utils._tracking import Tracking
 from ansible_collections.tme.migrations.plugins.plugin_utils import _files
@@ -201,6 +207,7 @@ def test_lock_conflict_gives_up_names_blocker_and_never_stalls_readers(db: Datab
     message = failure.value.message
     assert "lock timeout" in message and "gave up after 2 retries" in message
     assert f"pid {blocker_pid}" in message and "blocking-report" in message and "AccessShareLock on busy" in message
+    assert "query 'SELECT count(*) FROM busy'" in message
     assert db.versions() == [] and "note" not in [
         r[0] for r in db.query("SELECT column_name FROM information_schema.columns WHERE table_name = 'busy'")
     ]
@@ -208,6 +215,80 @@ def test_lock_conflict_gives_up_names_blocker_and_never_stalls_readers(db: Datab
     assert len(stalls) > 10
     assert max(stalls) < lock_timeout_ms / 1000 + 0.25, max(stalls)
     assert max(stalls) > lock_timeout_ms / 1000 * 0.5  # they did queue: the measurement saw the wait
+
+
+def test_default_lock_retries_are_short_waits_growing_sleeps_over_a_minute() -> None:
+    options = Options()
+    assert (options.lock_timeout_ms, options.lock_retries) == (100, 20)
+    sleeps = retry_sleeps(options)
+    assert sleeps[:6] == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.6, 3.2]) and set(sleeps[6:]) == {5.0}
+    assert 60_000 <= retry_budget_ms(options) <= 120_000
+    assert retry_sleeps(Options(lock_retries=3, retry_delay=8.0)) == [8.0, 8.0, 8.0]  # a longer first sleep stays
+
+
+def test_with_the_defaults_a_migration_gets_its_lock_when_the_blocker_leaves(db: Database, tmp_path: Path) -> None:
+    db.query("CREATE TABLE busy (id int); INSERT INTO busy SELECT generate_series(1, 100)")
+    d = tmp_path / "m"
+    write(d, "001_alter.sql", migration("ALTER TABLE busy ADD COLUMN note text;", "ALTER TABLE busy DROP COLUMN note;"))
+    blocker = db.connect(application_name="short-report")
+    blocker.autocommit = False
+    blocker.execute("SELECT count(*) FROM busy").fetchone()
+    leave = threading.Timer(1.5, blocker.rollback)
+    leave.start()
+    try:
+        report = apply(db, d)
+    finally:
+        leave.join()
+        blocker.close()
+    assert [e["version"] for e in report.applied] == ["001_alter"]
+    [warning] = [w for w in report.warnings if "waited for a lock" in w]
+    assert warning.startswith("001_alter: waited for a lock at line 2:") and "of 100 ms" in warning
+
+
+def test_a_concurrent_index_waits_in_one_attempt_not_in_lock_timeouts(db: Database, tmp_path: Path) -> None:
+    """CREATE INDEX CONCURRENTLY blocks no reader or writer while it waits: a lock_timeout would only make it
+    fail after its build (an invalid index to drop and rebuild). It waits up to the retry time in one go."""
+    db.query("CREATE TABLE big (id int, v text); INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, 99) g")
+    d = tmp_path / "m"
+    write(d, "001_idx.sql", "CREATE INDEX CONCURRENTLY idx_big_v ON big (v);\n-- ROLLBACK\n-- DROP INDEX idx_big_v;\n")
+    old = db.connect(application_name="old-snapshot")
+    old.autocommit = False
+    old.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+    old.execute("SELECT count(*) FROM big").fetchone()
+    leave = threading.Timer(1.0, old.rollback)
+    leave.start()
+    try:
+        # lock_timeout 100 ms, but 4 attempts and their sleeps make 2.1 s: the index waits that long.
+        report = apply(db, d, lock_timeout_ms=100, lock_retries=3, retry_delay=0.2)
+    finally:
+        leave.join()
+        old.close()
+    entry = report.applied[0]
+    assert "repaired" not in entry and not [w for w in report.warnings if "lock" in w], report.warnings
+    assert db.scalar("SELECT indisvalid FROM pg_index WHERE indexrelid = 'idx_big_v'::regclass") is True
+
+
+def test_a_concurrent_index_gives_up_after_the_retry_time_in_one_attempt(db: Database, tmp_path: Path) -> None:
+    db.query("CREATE TABLE big (id int, v text); INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, 99) g")
+    d = tmp_path / "m"
+    write(d, "001_idx.sql", "CREATE INDEX CONCURRENTLY idx_big_v ON big (v);\n-- ROLLBACK\n-- DROP INDEX idx_big_v;\n")
+    old = db.connect(application_name="old-snapshot")
+    old.autocommit = False
+    old.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+    old.execute("SELECT count(*) FROM big").fetchone()
+    slept: list[float] = []
+    try:
+        with pytest.raises(EngineError) as failure:
+            with Engine(
+                db.kwargs, Options(lock_timeout_ms=100, lock_retries=2, retry_delay=0.1), sleep=slept.append
+            ) as e:
+                e.apply(_files.load_directory(str(d)))
+    finally:
+        old.rollback()
+        old.close()
+    message = failure.value.message
+    assert slept == []  # no retry: the one attempt waited 100 ms x 3 + 0.1 s + 0.2 s
+    assert "in one attempt" in message and "old-snapshot" in message and "AccessShareLock on big" in message
 
 
 def test_runner_lock_timeout_names_the_holder(db: Database, tmp_path: Path) -> None:

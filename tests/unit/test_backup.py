@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import gzip
 import os
+import resource
+import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,7 +19,10 @@ from ansible_collections.tme.migrations.plugins.module_utils._backup import (
     BackupError,
     DumpLock,
     backup_pattern,
+    make_backup,
+    remove_stale_partials,
     retention,
+    validate_prefix,
     verify,
 )
 from ansible_collections.tme.migrations.plugins.module_utils._pgtools import PgTools
@@ -124,3 +130,149 @@ def test_argv_never_carries_the_password() -> None:
     assert argv[:6] == ["docker", "exec", "-i", "-e", "PGPASSWORD", "tme-user-postgres-1"]
     assert "-h" not in argv and all("s3cret" not in a for a in argv)
     assert inside.scrub("FATAL: password s3cret refused") == "FATAL: password ******** refused"
+
+
+# -- prefix, stale partial files, durability, a failing write ---------------------------------------
+@pytest.mark.parametrize("prefix", ["tme_portal", "tme-portal.v2", "db1", "_x", "A" * 200])
+def test_good_prefixes(prefix: str) -> None:
+    assert validate_prefix(prefix) == prefix
+
+
+@pytest.mark.parametrize("prefix", ["", ".hidden", "..", "../up", "a/b", "a b", "tmé", "x*", "a\nb", "A" * 201])
+def test_bad_prefixes_are_refused_before_anything_is_written(prefix: str, tmp_path: Path) -> None:
+    with pytest.raises(BackupError, match="not allowed: use 1 to 200 letters, digits"):
+        validate_prefix(prefix)
+    target = tmp_path / "backups"
+    with pytest.raises(BackupError, match="not allowed"):
+        make_backup(FakeTools(dbname="db"), str(target), prefix)
+    assert not target.exists()
+
+
+def test_stale_partials_of_the_prefix_only_are_removed(tmp_path: Path) -> None:
+    mine = [
+        "tme_portal_20250901T100000Z.sql.gz.partial",
+        "tme_portal_20250901T100000Z_2.sql.gz.partial",
+        "tme_portal_20250902T100000Z.dump.partial",
+    ]
+    kept = [
+        "tme_portal_test_20250901T100000Z.sql.gz.partial",  # another prefix, which starts like this one
+        "tme_portal_20250901T100000Z.sql.gz",  # a verified backup
+        "tme_portal_notes.partial",  # not a run's file
+        ".tme_portal.lock",
+    ]
+    for name in mine + kept:
+        (tmp_path / name).write_bytes(b"x")
+    removed = remove_stale_partials(str(tmp_path), "tme_portal")
+    assert [Path(p).name for p in removed] == sorted(mine)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept)
+
+
+class FakeTools(PgTools):
+    """pg_dump played by a Python child that prints ``script``'s output; no database to ask."""
+
+    script: str = ""
+    procs: list[Any]
+
+    def argv(self, program: str, args: list[str], stdin: bool = False, with_db: bool = True) -> list[str]:
+        return [sys.executable, "-c", self.script]
+
+    def query(self, text: str) -> list[str]:
+        return []  # no other pg_dump runs
+
+    def popen(self, argv: list[str], stdin: Any = None, stdout: Any = None) -> Any:
+        proc = super().popen(argv, stdin=stdin, stdout=stdout)
+        self.procs = [*getattr(self, "procs", []), proc]
+        return proc
+
+
+def fake(script: str) -> FakeTools:
+    tools = FakeTools(dbname="db")
+    tools.script = script
+    return tools
+
+
+def test_a_killed_runs_partial_is_removed_and_reported(tmp_path: Path) -> None:
+    tmp_path.chmod(0o700)
+    stale = tmp_path / "db_20250901T100000Z.sql.gz.partial"
+    stale.write_bytes(b"half a dump")
+    tools = fake(f"import sys; sys.stdout.buffer.write({DUMP!r})")
+    made = make_backup(tools, str(tmp_path), "db", min_size=64)
+    assert made.stale_removed == [str(stale)] and not stale.exists()
+    assert Path(made.path).exists() and not list(tmp_path.glob("*.partial"))
+
+
+def test_file_fsynced_renamed_then_directory_fsynced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path.chmod(0o700)
+    calls: list[tuple[str, str]] = []
+    real_fsync, real_rename = os.fsync, os.rename
+
+    def spy_fsync(fd: int) -> None:
+        calls.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def spy_rename(src: str, dst: str) -> None:
+        calls.append(("rename", f"{src} -> {dst}"))
+        real_rename(src, dst)
+
+    monkeypatch.setattr(os, "fsync", spy_fsync)
+    monkeypatch.setattr(os, "rename", spy_rename)
+    made = make_backup(fake(f"import sys; sys.stdout.buffer.write({DUMP!r})"), str(tmp_path), "db", min_size=64)
+    partial = made.path + ".partial"
+    assert calls == [
+        ("fsync", partial),
+        ("rename", f"{partial} -> {made.path}"),
+        ("fsync", str(tmp_path)),
+    ]
+
+
+ENDLESS = "import sys\nwhile True:\n    sys.stdout.buffer.write(bytes(range(256)) * 4096)\n"
+
+
+def test_a_failed_write_stops_pg_dump_and_removes_the_partial(tmp_path: Path) -> None:
+    """The file size limit (RLIMIT_FSIZE) makes the write fail as a full disk does: EFBIG, not a traceback."""
+    tmp_path.chmod(0o700)
+    tools = fake(ENDLESS)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (256 * 1024, hard))
+    try:
+        with pytest.raises(BackupError) as info:
+            make_backup(tools, str(tmp_path), "db", min_size=64)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    message = str(info.value)
+    assert "no space left to write the backup (File too large)" in message
+    assert f"bytes free on the file system of {tmp_path} now" in message and ".sql.gz.partial" in message
+    assert "pg_dump was stopped and the partial file removed" in message
+    [proc] = tools.procs
+    assert proc.returncode is not None and proc.returncode != 0  # terminated and waited for: no zombie
+    assert not list(tmp_path.glob("db_*"))
+
+
+def test_pg_dump_is_stopped_when_the_run_is_interrupted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An interruption (the module's timeout, ^C) while pg_dump writes: stopped, waited for, no partial."""
+    tmp_path.chmod(0o700)
+    tools = fake(ENDLESS)
+    real_write = gzip.GzipFile.write
+    count = {"n": 0}
+
+    def interrupt(self: gzip.GzipFile, data: Any) -> int:
+        count["n"] += 1
+        if count["n"] == 3:
+            raise KeyboardInterrupt
+        return real_write(self, data)
+
+    monkeypatch.setattr(gzip.GzipFile, "write", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        make_backup(tools, str(tmp_path), "db", min_size=64)
+    [proc] = tools.procs
+    assert proc.returncode is not None
+    assert not list(tmp_path.glob("db_*"))
+
+
+def test_pg_dumps_error_removes_the_partial_and_is_scrubbed(tmp_path: Path) -> None:
+    tmp_path.chmod(0o700)
+    tools = fake("import sys; sys.stderr.write('FATAL: password p%2Fw ü failed\\n'); sys.exit(1)")
+    tools.password = "p/w ü"
+    with pytest.raises(BackupError, match=r"exit 1\): FATAL: password \*{8} failed"):
+        make_backup(tools, str(tmp_path), "db", min_size=64)
+    assert not list(tmp_path.glob("db_*"))

@@ -53,7 +53,8 @@ CASES: list[tuple[str, str, str, set[str]]] = [
     ("rename-constraint", "ALTER TABLE a RENAME CONSTRAINT c1 TO c2;", S, set()),
     ("drop-constraint", "ALTER TABLE a DROP CONSTRAINT IF EXISTS ck;", S, set()),
     ("plain-vacuum", "VACUUM ANALYZE clients;", S, set()),
-    ("set-statement", "SET statement_timeout = '5s';", S, set()),
+    ("set-statement", "SET TIME ZONE 'UTC';", S, set()),
+    ("set-application-name", "SET LOCAL application_name = 'backfill';", S, set()),
     ("select-setval", "SELECT setval('invoice_no', 1000);", S, set()),
     # -- the guide's BREAKING list ----------------------------------------------------------
     ("drop-column", "ALTER TABLE clients DROP COLUMN fax;", B, {"drop-column"}),
@@ -86,10 +87,10 @@ CASES: list[tuple[str, str, str, set[str]]] = [
     (
         "add-column-volatile-default",
         "ALTER TABLE a ADD COLUMN token uuid DEFAULT gen_random_uuid();",
-        S,
+        B,
         {"add-column-volatile-default"},
     ),
-    ("add-serial-column", "ALTER TABLE a ADD COLUMN n bigserial;", S, {"add-column-volatile-default"}),
+    ("add-serial-column", "ALTER TABLE a ADD COLUMN n bigserial;", B, {"add-column-volatile-default"}),
     (
         "fk-validated",
         "ALTER TABLE a ADD CONSTRAINT fk FOREIGN KEY (b) REFERENCES b (id);",
@@ -167,6 +168,182 @@ CASES: list[tuple[str, str, str, set[str]]] = [
     ("do-comment-inside", "DO $$ BEGIN -- DROP TABLE a;\n UPDATE a SET b = 1; END $$;", S, set()),
     # -- unknown ---------------------------------------------------------------------------------
     ("call-procedure", "CALL do_something();", B, {"unknown-statement"}),
+    # -- column defaults: a volatile one rewrites the table (PostgreSQL 11+ keeps only non-volatile ones) ----
+    ("default-random", "ALTER TABLE a ADD COLUMN r float8 DEFAULT random();", B, {"add-column-volatile-default"}),
+    (
+        "default-clock-timestamp",
+        "ALTER TABLE a ADD COLUMN t timestamptz NOT NULL DEFAULT clock_timestamp();",
+        B,
+        {"add-column-volatile-default"},
+    ),
+    (
+        "default-nextval",
+        "ALTER TABLE a ADD COLUMN n bigint DEFAULT nextval('a_n_seq'::regclass);",
+        B,
+        {"add-column-volatile-default"},
+    ),
+    (
+        "default-volatile-in-expression",
+        "ALTER TABLE a ADD COLUMN k text DEFAULT md5(random()::text);",
+        B,
+        {"add-column-volatile-default"},
+    ),
+    (
+        "default-user-function",
+        "ALTER TABLE emails ADD COLUMN token text NOT NULL DEFAULT random_string(26);",
+        B,
+        {"add-column-unknown-default"},
+    ),
+    (
+        "default-qualified-user-function",
+        "ALTER TABLE a ADD COLUMN u text DEFAULT app.lower('X');",
+        B,
+        {"add-column-unknown-default"},
+    ),
+    ("default-current-date", "ALTER TABLE a ADD COLUMN d date DEFAULT CURRENT_DATE;", S, set()),
+    ("default-current-timestamp", "ALTER TABLE a ADD COLUMN d timestamptz DEFAULT current_timestamp;", S, set()),
+    ("default-cast-constant", "ALTER TABLE a ADD COLUMN j jsonb NOT NULL DEFAULT '{}'::jsonb;", S, set()),
+    ("default-lower", "ALTER TABLE a ADD COLUMN c text DEFAULT lower('ABC');", S, set()),
+    (
+        "default-stable-expression",
+        "ALTER TABLE a ADD COLUMN e timestamptz DEFAULT pg_catalog.now() + interval '30 days';",
+        S,
+        set(),
+    ),
+    ("default-on-new-table", "CREATE TABLE t (id int);\nALTER TABLE t ADD COLUMN k text DEFAULT f();", S, set()),
+    ("set-default-user-function", "ALTER TABLE a ALTER COLUMN k SET DEFAULT random_string(26);", S, set()),
+    # -- session changes the engine resets after each migration (warnings) --------------------------
+    ("set-role", "SET ROLE app_owner;", S, {"set-role"}),
+    ("set-local-role", "SET LOCAL ROLE app_owner;", S, {"set-role"}),
+    ("reset-role", "RESET ROLE;", S, {"set-role"}),
+    ("set-session-authorization", "SET SESSION AUTHORIZATION app_owner;", S, {"set-role"}),
+    ("reset-session-authorization", "RESET SESSION AUTHORIZATION;", S, {"set-role"}),
+    ("set-search-path", "SET search_path TO app, public;", S, {"set-search-path"}),
+    ("set-local-search-path", "SET LOCAL search_path = app;", S, {"set-search-path"}),
+    ("set-config-search-path", "SELECT set_config('search_path', 'app', false);", S, {"set-search-path"}),
+    ("set-config-other", "SELECT set_config('app.tenant', 'x', true);", S, set()),
+    (
+        "function-own-search-path",
+        "CREATE FUNCTION f() RETURNS int LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog AS 'SELECT 1';",
+        S,
+        set(),
+    ),
+    # -- the engine's timeouts (errors) ------------------------------------------------------------
+    ("set-statement-timeout", "SET statement_timeout = 0;", S, {"override-timeout"}),
+    ("set-local-lock-timeout", "SET LOCAL lock_timeout = '1min';", S, {"override-timeout"}),
+    ("reset-lock-timeout", "RESET lock_timeout;", S, {"override-timeout"}),
+    ("set-idle-timeout", "SET idle_in_transaction_session_timeout = 0;", S, {"override-timeout"}),
+    ("reset-all", "RESET ALL;", S, {"override-timeout"}),
+    (
+        "set-config-statement-timeout",
+        "SELECT pg_catalog.set_config('statement_timeout', '0', false);",
+        S,
+        {"override-timeout"},
+    ),
+    (
+        "do-set-lock-timeout",
+        "DO $$ BEGIN PERFORM set_config('lock_timeout', '0', true); END $$;",
+        S,
+        {"override-timeout"},
+    ),
+    # -- the database server's files and programs (errors) ------------------------------------------
+    ("copy-from-program", "COPY a FROM PROGRAM 'curl -s https://example.com/a.csv';", S, {"copy-program"}),
+    ("copy-to-program", "COPY (SELECT * FROM a) TO PROGRAM 'gzip > /tmp/a.gz';", S, {"copy-program"}),
+    ("copy-from-server-file", "COPY a FROM '/var/lib/postgresql/a.csv' WITH (FORMAT csv);", S, {"copy-server-file"}),
+    ("copy-to-server-file", "COPY a TO '/tmp/a.csv';", S, {"copy-server-file"}),
+    ("copy-from-stdin", "COPY a (id) FROM STDIN;", S, set()),
+    ("lo-import", "SELECT lo_import('/etc/passwd');", S, {"server-file-access"}),
+    ("lo-export", "SELECT lo_export(42, '/tmp/x');", S, {"server-file-access"}),
+    (
+        "pg-read-file-in-insert",
+        "INSERT INTO settings (v) SELECT pg_read_file('/etc/hostname');",
+        S,
+        {"server-file-access"},
+    ),
+    ("pg-read-binary-file", "SELECT pg_read_binary_file('x');", S, {"server-file-access"}),
+    ("pg-ls-dir", "SELECT * FROM pg_ls_dir('.');", S, {"server-file-access"}),
+    ("pg-stat-file", "SELECT (pg_stat_file('PG_VERSION')).size;", S, {"server-file-access"}),
+    ("file-function-in-string", "INSERT INTO notes (body) VALUES ('pg_read_file(''/etc/passwd'')');", S, set()),
+    # -- roles, passwords and the cluster (errors) -------------------------------------------------------
+    ("create-role", "CREATE ROLE reporting NOLOGIN;", S, {"cluster-wide"}),
+    ("create-user-superuser", "CREATE USER admin SUPERUSER;", S, {"cluster-wide", "role-privileged-attribute"}),
+    ("alter-role-createrole", "ALTER ROLE app CREATEROLE;", S, {"cluster-wide", "role-privileged-attribute"}),
+    ("alter-role-bypassrls", "ALTER ROLE app WITH BYPASSRLS;", S, {"cluster-wide", "role-privileged-attribute"}),
+    ("create-role-replication", "CREATE ROLE rep REPLICATION LOGIN;", S, {"cluster-wide", "role-privileged-attribute"}),
+    ("alter-role-nosuperuser", "ALTER ROLE app NOSUPERUSER NOCREATEROLE;", S, {"cluster-wide"}),
+    ("create-role-password", "CREATE ROLE app LOGIN PASSWORD 'hunter2';", S, {"cluster-wide", "password-literal"}),
+    (
+        "create-user-encrypted-password",
+        "CREATE USER app WITH ENCRYPTED PASSWORD 'SCRAM-SHA-256$4096:abc';",
+        S,
+        {"cluster-wide", "password-literal"},
+    ),
+    ("alter-user-password", "ALTER USER app WITH PASSWORD 'hunter2';", S, {"cluster-wide", "password-literal"}),
+    ("alter-role-password-null", "ALTER ROLE app PASSWORD NULL;", S, {"cluster-wide"}),
+    ("drop-role", "DROP ROLE IF EXISTS reporting;", S, {"cluster-wide"}),
+    ("drop-user", "DROP USER old_app;", S, {"cluster-wide"}),
+    ("create-group", "CREATE GROUP readers;", S, {"cluster-wide"}),
+    ("alter-group-add-user", "ALTER GROUP readers ADD USER app;", S, {"cluster-wide"}),
+    ("rename-role", "ALTER ROLE app RENAME TO app2;", S, {"cluster-wide"}),
+    ("alter-role-set", "ALTER ROLE app SET search_path = app, public;", S, {"cluster-wide"}),
+    ("grant-role-membership", "GRANT reporting TO app;", S, {"cluster-wide"}),
+    ("revoke-role-membership", "REVOKE reporting FROM app;", S, {"cluster-wide"}),
+    ("alter-system", "ALTER SYSTEM SET work_mem = '64MB';", S, {"cluster-wide"}),
+    ("create-database", "CREATE DATABASE scratch;", S, {"cluster-wide"}),
+    ("drop-database", "DROP DATABASE IF EXISTS scratch;", S, {"cluster-wide"}),
+    ("alter-database-set", "ALTER DATABASE tme_portal SET statement_timeout = '5s';", S, {"cluster-wide"}),
+    ("alter-database-owner", "ALTER DATABASE tme_portal OWNER TO app;", S, {"cluster-wide"}),
+    ("create-tablespace", "CREATE TABLESPACE fast LOCATION '/ssd';", S, {"cluster-wide"}),
+    ("alter-tablespace", "ALTER TABLESPACE fast SET (random_page_cost = 1.1);", S, {"cluster-wide"}),
+    ("rename-tablespace", "ALTER TABLESPACE fast RENAME TO faster;", S, {"cluster-wide"}),
+    ("drop-tablespace", "DROP TABLESPACE fast;", S, {"cluster-wide"}),
+    ("alter-table-owner", "ALTER TABLE a OWNER TO app;", S, set()),
+    (
+        "user-mapping-password",
+        "CREATE USER MAPPING FOR app SERVER legacy OPTIONS (user 'app', password 'hunter2');",
+        S,
+        {"password-literal"},
+    ),
+    (
+        "alter-user-mapping-password",
+        "ALTER USER MAPPING FOR app SERVER legacy OPTIONS (SET password 'hunter2');",
+        S,
+        {"password-literal"},
+    ),
+    (
+        "server-password",
+        "CREATE SERVER legacy FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host 'db', password 'hunter2');",
+        S,
+        {"password-literal"},
+    ),
+    ("user-mapping-no-password", "CREATE USER MAPPING FOR app SERVER legacy OPTIONS (user 'app');", S, set()),
+    (
+        "dblink-connect-password",
+        "SELECT dblink_connect('legacy', 'host=db dbname=old user=app password=hunter2');",
+        S,
+        {"password-literal"},
+    ),
+    (
+        "dblink-uri-password",
+        "SELECT * FROM dblink('postgresql://app:hunter2@db/old', 'SELECT 1') AS t(x int);",
+        S,
+        {"password-literal"},
+    ),
+    ("dblink-no-password", "SELECT dblink_connect('legacy', 'host=db dbname=old user=app');", S, set()),
+    (
+        "do-file-function-in-assignment",
+        "DO $$ DECLARE x text; BEGIN x := pg_read_file('/etc/hostname'); END $$;",
+        S,
+        {"server-file-access"},
+    ),
+    (
+        "do-file-function-in-condition",
+        "DO $$ BEGIN IF lo_import('/tmp/x') > 0 THEN RAISE NOTICE 'x'; END IF; END $$;",
+        S,
+        {"server-file-access"},
+    ),
+    ("do-set-role", "DO $$ BEGIN SET ROLE app_owner; END $$;", S, {"set-role"}),
+    ("do-create-role", "DO $$ BEGIN CREATE ROLE reporting; END $$;", S, {"cluster-wide"}),
 ]
 
 
@@ -300,3 +477,57 @@ def test_non_ascii_text_keeps_lines_and_statements() -> None:
     )
     (finding,) = classify_sql(sql).findings
     assert (finding.line, finding.statement) == (2, 'ALTER TABLE "Ünïcode" DROP COLUMN "ß"')
+
+
+def test_new_findings_give_the_reason_and_the_safer_way() -> None:
+    sql = (
+        "SET ROLE app_owner;\nSET search_path = app;\nSET lock_timeout = 0;\nCOPY a FROM '/tmp/a.csv';\n"
+        "COPY a FROM PROGRAM 'cat /tmp/a';\nSELECT pg_read_file('x');\nCREATE ROLE r SUPERUSER PASSWORD 'hunter2';\n"
+        "ALTER TABLE a ADD COLUMN t text DEFAULT random_string(26);\nALTER TABLE a ADD COLUMN u uuid DEFAULT "
+        "gen_random_uuid();"
+    )
+    found = {f.rule: f for f in classify_sql(sql).findings}
+    assert found["set-role"].severity == "warning" and "resets" in found["set-role"].message
+    assert "schema-qualify" in found["set-search-path"].message
+    assert found["override-timeout"].severity == "error"
+    assert "lock_timeout / statement_timeout options" in found["override-timeout"].message
+    assert "COPY FROM STDIN" in found["copy-server-file"].message
+    assert found["copy-program"].severity == found["server-file-access"].severity == "error"
+    assert "SUPERUSER" in found["role-privileged-attribute"].message
+    assert "do not belong in migration files" in found["password-literal"].message
+    assert "every database of the server" in found["cluster-wide"].message
+    assert "-- Allow: cluster-wide" in found["cluster-wide"].message
+    unknown = found["add-column-unknown-default"]
+    assert (unknown.severity, unknown.breaking) == ("warning", True)
+    assert "random_string()" in unknown.message and "offline" in unknown.message
+    assert "ACCESS EXCLUSIVE" in found["add-column-volatile-default"].message
+    assert all("hunter2" not in f.message + f.statement for f in found.values())
+    assert found["password-literal"].statement == "CREATE ROLE r SUPERUSER PASSWORD '***'"
+
+
+def test_rollback_is_checked_for_cluster_and_session_rules(tmp_path) -> None:  # noqa: ANN001
+    m = _template(
+        tmp_path,
+        "SAFE",
+        "ALTER TABLE clients ADD COLUMN notes text;",
+        "SET statement_timeout = 0;\nDROP ROLE reporting;\nALTER TABLE clients DROP COLUMN notes;",
+    )
+    rollback = [(f["rule"], f["severity"]) for f in m.findings if "ROLLBACK" in f["path"]]
+    assert sorted(rollback) == [("cluster-wide", "error"), ("override-timeout", "error")]
+    assert m.classification == "SAFE"  # the rollback's drop is its nature, not a finding
+
+
+def test_allow_header_accepts_deliberately_and_keeps_it_visible(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    from ansible_collections.tme.migrations.plugins.plugin_utils._lint import failing, lint_path, render
+
+    monkeypatch.setenv("TME_MIGRATIONS_CACHE", "off")
+    body = "CREATE ROLE reporting NOLOGIN;\nSET lock_timeout = 0;\n\n-- ROLLBACK\n-- DROP ROLE reporting;\n"
+    (tmp_path / "001_role.sql").write_text("-- Type: SAFE\n-- Allow: cluster-wide, drop-table\n" + body)
+    report = lint_path(str(tmp_path))
+    findings = report["migrations"][0]["findings"]
+    accepted = [f for f in findings if f.get("accepted")]
+    assert [(f["rule"], f["severity"]) for f in accepted] == [("cluster-wide", "info")] * 2
+    assert all(f["message"].startswith("accepted by the file's '-- Allow: cluster-wide' header") for f in accepted)
+    # Only the accepted rule: the timeout is still an error; drop-table is not a rule a header can accept.
+    assert [f["rule"] for f in failing(report, "error")] == ["override-timeout"]
+    assert sum("accepted by" in line for line in render(report)) == 2

@@ -1,0 +1,50 @@
+# Copyright (c) 2026, TME Portal ops team
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The collection's own version, on the controller.
+
+Written in one place, galaxy.yml. An installed collection carries it in MANIFEST.json (ansible-galaxy
+writes it from galaxy.yml at build time); a checkout has galaxy.yml itself. The action plugins pass it
+to the modules (option ``_tool_version``), which record it in the tracking rows; the parse cache keys
+its entries with it.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+from ansible_collections.tme.migrations.plugins.module_utils._model import UNKNOWN_VERSION
+
+# plugins/plugin_utils/_collection.py -> the collection root (a checkout or an installed copy).
+COLLECTION_ROOT = Path(__file__).resolve().parents[2]
+
+
+def read_version(root: Path) -> str | None:
+    """The version of the collection at root: MANIFEST.json first (installed), else galaxy.yml (checkout)."""
+    manifest = root / "MANIFEST.json"
+    if manifest.is_file():
+        try:
+            version = json.loads(manifest.read_text(encoding="utf-8"))["collection_info"]["version"]
+        except (OSError, ValueError, KeyError, TypeError):
+            version = None
+        if version:
+            return str(version)
+    galaxy = root / "galaxy.yml"
+    if galaxy.is_file():
+        import yaml
+
+        try:
+            data = yaml.safe_load(galaxy.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            return None
+        if isinstance(data, dict) and data.get("version"):
+            return str(data["version"])
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def collection_version() -> str:
+    """This collection's version, or UNKNOWN_VERSION when neither file can be read."""
+    return read_version(COLLECTION_ROOT) or UNKNOWN_VERSION
