@@ -152,7 +152,7 @@ def one_run(
         outcome["error"] = str(exc)
     outcome["migration_done"] = time.monotonic() - start
     holder.join()
-    output, _ = bench.communicate(timeout=seconds + 60)
+    output = bench.communicate(timeout=seconds + 60)[0]
     if bench.returncode != 0:
         raise RuntimeError(f"pgbench failed ({bench.returncode}): {output[-1500:]}")
     values = latencies_ms(scratch, database)

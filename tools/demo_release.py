@@ -75,7 +75,10 @@ def exists(engine: LocalDocker, kind: str, name: str) -> bool:
 def run_container(engine: LocalDocker, argv: list[str], env: dict[str, str]) -> None:
     """docker run with secrets passed by name (-e NAME), their values only in the environment."""
     done = subprocess.run(
-        ["docker", "run", "-d", *argv], env={**os.environ, **engine.env, **env}, text=True, capture_output=True
+        ["docker", "run", "-d", *argv], env={**os.environ, **engine.env, **env},
+        text=True,
+        capture_output=True,
+        check=False,
     )
     if done.returncode != 0:
         raise SystemExit(f"demo-release: docker run {argv[1]} failed: {done.stderr.strip()}")
@@ -126,7 +129,7 @@ def topology(engine: LocalDocker) -> None:
 def playbook(engine: LocalDocker, name: str, *extra: str) -> None:
     argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(INVENTORY), f"playbooks/{name}", *extra]
     say(" ".join(["ansible-playbook", "-i", "inventory/demo-release", f"playbooks/{name}", *extra]))
-    done = subprocess.run(argv, cwd=REPO, env={**os.environ, **engine.env})
+    done = subprocess.run(argv, cwd=REPO, env={**os.environ, **engine.env}, check=False)
     if done.returncode != 0:
         raise SystemExit(f"demo-release: playbooks/{name} failed (exit {done.returncode}); see its output above")
 

@@ -141,7 +141,7 @@ def _extravar(text: str) -> tuple[str, str]:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("playbook", help="apply-safe, deploy-breaking, or a playbook's path")
     parser.add_argument("-i", "--inventory", required=True)
     parser.add_argument("-e", "--extra-var", action="append", type=_extravar, default=[], metavar="KEY=VALUE")

@@ -120,7 +120,7 @@ def run_migration(module: AnsibleModule) -> None:
         if exc.report and exc.report.warnings:
             details["warnings"] = exc.report.warnings
         if getattr(exc, "located", False):  # file, line and PostgreSQL's message stay the first line
-            first, _, rest = exc.message.partition("\n")
+            first, _sep, rest = exc.message.partition("\n")
             message = f"{first}\n{target}: {rest}" if rest else f"{first}\n{target}"
         else:
             message = f"{target}: {exc.message}"

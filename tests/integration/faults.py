@@ -448,7 +448,7 @@ class Matrix:
         if directory in self.refs:
             return self.refs[directory]
         versions = versions_of(directory)
-        names = [create_database(self.server, self.name("ref")) for _ in range(len(versions) + 1)]
+        names = [create_database(self.server, self.name("ref")) for _index in range(len(versions) + 1)]
         tasks = [migration_task(self.server, names[0], directory, state="tracked")]
         tasks += [migration_task(self.server, names[k], directory, up_to=versions[k - 1]) for k in range(1, len(names))]
         run = self.runner.run(tasks)
@@ -666,7 +666,7 @@ class Matrix:
         for i in range(count):
             trial = Trial(case, i)
             dbname = create_database(self.server, self.name("many"))
-            procs = [self.runner.start([migration_task(self.server, dbname, EXAMPLES)]) for _ in range(runners)]
+            procs = [self.runner.start([migration_task(self.server, dbname, EXAMPLES)]) for _index in range(runners)]
             try:
                 for proc, _log in procs:
                     proc.wait(timeout=300)
@@ -684,7 +684,7 @@ class Matrix:
                 "SELECT version, count(*) FROM schema_migrations_audit WHERE action = 'apply' AND outcome = 'succeeded'"
                 " GROUP BY version ORDER BY version",
             )
-            if [(v, n) for v, n in applies] != [(v, 1) for v in self.examples]:
+            if list(applies) != [(v, 1) for v in self.examples]:
                 trial.lost.append(f"audit does not show one apply per version: {applies}")
             if fingerprint(self.server, dbname) != refs[-1]:
                 trial.lost.append("schema differs from the reference")
