@@ -33,6 +33,18 @@ def fleet(pg_server: Any) -> Iterator[list[Database]]:
         _drop(database)
 
 
+def fleet_vars(any_db: Database, migrations: Path, tmp: Path) -> dict[str, Any]:
+    """What every host of the fleet shares: the one test server, the migrations, no rehearsal."""
+    return {
+        **common_hostvars(tmp, migrations),
+        "tme_db_host": "127.0.0.1",
+        "tme_db_port": any_db.server.port,
+        "tme_db_password": password_lookup(any_db.kwargs["password"]),
+        "tme_pg_bin_dir": str(any_db.server.bindir),
+        "tme_rehearse": False,
+    }
+
+
 def run(tmp: Path, inventory: dict[str, Any], playbook: str, forks: int) -> tuple[int, str]:
     import ansible_runner
 
@@ -57,14 +69,7 @@ def test_one_database_failing_leaves_the_fleet_finished(
     broken = production[2]
     # A type named like 007's table: CREATE TABLE documents fails on this database only.
     broken.query("CREATE TYPE documents AS ENUM ('x')")
-    shared = {
-        **common_hostvars(tmp_path, migrations_dir),
-        "tme_db_host": "127.0.0.1",
-        "tme_db_port": staging.server.port,
-        "tme_db_password": password_lookup(staging.kwargs["password"]),
-        "tme_pg_bin_dir": str(staging.server.bindir),
-        "tme_rehearse": False,
-    }
+    shared = fleet_vars(staging, migrations_dir, tmp_path)
     hosts = {
         f"prod-{i}": {"tme_db_name": db.name, "tme_reference_host": "staging-db"} for i, db in enumerate(production)
     }
@@ -115,14 +120,7 @@ def test_a_staging_failure_holds_only_the_production_behind_it(
     """Two staging/production pairs: the failed staging holds its own production, not the other pair's."""
     staging_a, production_a, staging_b, production_b, _spare = fleet
     staging_b.query("CREATE TYPE documents AS ENUM ('x')")
-    shared = {
-        **common_hostvars(tmp_path, migrations_dir),
-        "tme_db_host": "127.0.0.1",
-        "tme_db_port": staging_a.server.port,
-        "tme_db_password": password_lookup(staging_a.kwargs["password"]),
-        "tme_pg_bin_dir": str(staging_a.server.bindir),
-        "tme_rehearse": False,
-    }
+    shared = fleet_vars(staging_a, migrations_dir, tmp_path)
     inventory = {
         "all": {
             "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable, **shared},
