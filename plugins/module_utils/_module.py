@@ -52,6 +52,9 @@ def require_psycopg(module: AnsibleModule) -> None:
 def migrations_of(module: AnsibleModule) -> list[Migration] | None:
     """What the action plugin read on the controller: the parsed files, and the collection's version."""
     set_tool_version(module.params.get("_tool_version"))
+    given = getattr(module, "tme_migrations", None)  # run in the controller's worker: handed over as they are
+    if given is not None:
+        return list(given)
     if module.params.get("path") and module.params.get("_migrations") is None:
         module.fail_json(msg="the migration files were not read: call this module by its action, not directly")
     data = module.params.get("_migrations")

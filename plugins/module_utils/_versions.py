@@ -6,11 +6,13 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 _VERSION_RE = re.compile(r"^(?P<number>\d+(?:-\d+)*)(?:[_.\-](?P<name>.*))?$")
 
 
+@functools.lru_cache(maxsize=8192)  # pure, and asked for each file several times (discovery, sorting)
 def parse_version(stem: str) -> tuple[int, str] | None:
     """(number, name) of a version, or None when the stem does not start with a number."""
     match = _VERSION_RE.match(stem)

@@ -23,6 +23,15 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from ansible_collections.tme.migrations.plugins.module_utils._model import BREAKING, SAFE, MigrationError
+from ansible_collections.tme.migrations.plugins.plugin_utils._findings import (  # noqa: F401  (re-exported)
+    ACCEPTABLE_RULES,
+    ERROR,
+    INFO,
+    ROLLBACK_RULES,
+    WARNING,
+    accept,
+    allowed_rules,
+)
 from ansible_collections.tme.migrations.plugins.plugin_utils._redact import redact
 from ansible_collections.tme.migrations.plugins.plugin_utils._sqlparse import (
     HAS_PGLAST,
@@ -34,9 +43,6 @@ from ansible_collections.tme.migrations.plugins.plugin_utils._sqlparse import (
 if HAS_PGLAST:
     import pglast.parser as _pg
 
-ERROR = "error"  # the migration must not run as written (lint fails)
-WARNING = "warning"  # a lock hazard or something the analysis cannot see into
-INFO = "info"  # why a migration is BREAKING, and other notes
 
 _VOLATILE = {
     "random",
@@ -54,8 +60,8 @@ _VOLATILE = {
 }
 # Built-ins that are immutable or stable: a column default calling only these is computed once and kept in
 # the catalog (PostgreSQL 11+), so ADD COLUMN rewrites no row. Anything else (a function of the application,
-# an extension's function) cannot be told offline. Hook: reading pg_proc.provolatile on the target database
-# would settle the unknown ones; _default_volatility is the one place to ask it.
+# an extension's function) cannot be told offline: the finding names it, and the engine settles it from
+# pg_proc.provolatile on the target database (module_utils/_volatility.py).
 _NON_VOLATILE = {
     "now",
     "transaction_timestamp",
@@ -191,20 +197,6 @@ _CLUSTER_WIDE_OBJECTS = {
     "OBJECT_DATABASE": "it names a database of the server, not necessarily this one",
     "OBJECT_TABLESPACE": "tablespaces belong to the whole server",
 }
-# Rules a rollback is checked for too (the rehearsal and a rollback run it like a migration), and the
-# rules a migration may accept deliberately with its header line "-- Allow: rule, rule" (see accept()).
-ROLLBACK_RULES = ACCEPTABLE_RULES = {
-    "set-role",
-    "set-search-path",
-    "override-timeout",
-    "copy-program",
-    "copy-server-file",
-    "server-file-access",
-    "role-privileged-attribute",
-    "password-literal",
-    "cluster-wide",
-}
-
 _DROP_RULES = {
     "OBJECT_TABLE": "drop-table",
     "OBJECT_FOREIGN_TABLE": "drop-table",
@@ -376,9 +368,13 @@ class Finding:
     statement: str
     message: str
     breaking: bool = False  # this finding makes the migration BREAKING
+    # add-column-unknown-default: the functions whose volatility decides it, as written (schema included when
+    # named), and those of them the same script creates; module_utils/_volatility.py reads the others' from pg_proc.
+    functions: tuple[str, ...] = ()
+    defined_here: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "rule": self.rule,
             "severity": self.severity,
             "path": self.path,
@@ -387,6 +383,10 @@ class Finding:
             "message": self.message,
             "breaking": self.breaking,
         }
+        if self.functions:
+            data["functions"] = list(self.functions)
+            data["defined_here"] = list(self.defined_here)
+        return data
 
     def __str__(self) -> str:
         return f"{self.path} line {self.line}: [{self.rule}] {self.message}"
@@ -414,6 +414,11 @@ def _name(items: list[Any] | None) -> str:
 
 def _dotted(items: list[Any] | None) -> str:
     return ".".join(str(i.get("String", {}).get("sval", "")) for i in items or () if isinstance(i, dict))
+
+
+def _bare(name: str) -> str:
+    """A dotted name without its schema."""
+    return name.rsplit(".", 1)[-1]
 
 
 def _relname(relation: dict[str, Any] | None) -> str:
@@ -459,7 +464,15 @@ class _Classifier:
         self.line_offset = 0
 
     # -- reporting ---------------------------------------------------------
-    def add(self, rule: str, severity: str, message: str, breaking: bool = False) -> None:
+    def add(
+        self,
+        rule: str,
+        severity: str,
+        message: str,
+        breaking: bool = False,
+        functions: tuple[str, ...] = (),
+        defined_here: tuple[str, ...] = (),
+    ) -> None:
         self.analysis.findings.append(
             Finding(
                 rule,
@@ -469,6 +482,8 @@ class _Classifier:
                 _label(self.current.sql),
                 message,
                 breaking,
+                functions,
+                defined_here,
             )
         )
 
@@ -814,16 +829,17 @@ class _Classifier:
                 f"adds column {name} NOT NULL without a default: inserts from the running code fail; add it "
                 "nullable or with a DEFAULT, backfill, and set NOT NULL in a release",
             )
-        volatility, function = _default_volatility(default.get("raw_expr") if default else None)
+        volatility, functions = _default_volatility(default.get("raw_expr") if default else None)
         if volatility or type_name in _SERIAL or "CONSTR_IDENTITY" in kinds:
+            calls = ", ".join(f"{function}()" for function in functions)
             if volatility == "unknown":
                 why = (
-                    f"default {function}(), whose volatility cannot be told offline (not a known immutable or "
+                    f"default {calls}, whose volatility cannot be told offline (not a known immutable or "
                     "stable built-in; if it is volatile"
                 )
                 rule, rewrite = "add-column-unknown-default", "), every row is rewritten"
             else:
-                why = f"volatile default {function}()" if volatility else "a generated sequence value"
+                why = f"volatile default {calls}" if volatility else "a generated sequence value"
                 rule, rewrite = "add-column-volatile-default", ": every row is rewritten"
             self.add(
                 rule,
@@ -832,6 +848,11 @@ class _Classifier:
                 "rewrite only for non-volatile defaults), so it waits for a release (BREAKING); add the column "
                 "without a default, SET DEFAULT, then backfill in batches",
                 True,
+                functions=tuple(functions) if volatility == "unknown" else (),
+                # Created (or replaced) by this script: pg_proc holds the earlier definition, if any.
+                defined_here=tuple(f for f in functions if _bare(f) in {_bare(n) for n in self.later})
+                if volatility == "unknown"
+                else (),
             )
         if "CONSTR_GENERATED" in kinds:
             self.add(
@@ -1057,16 +1078,18 @@ def _has_password(conninfo: str) -> bool:
     return bool(re.search(r"(?i)(?:^|\s)password\s*=|://[^/@\s:]*:[^/@\s]+@", conninfo))
 
 
-def _default_volatility(expr: Any) -> tuple[str, str]:
-    """('volatile', name) when the default expression calls a known volatile function, ('unknown', name)
-    when it calls one that is not a known immutable or stable built-in, else ('', '').
+def _default_volatility(expr: Any) -> tuple[str, list[str]]:
+    """('volatile', [name]) when the default expression calls a known volatile function, ('unknown', names)
+    when it calls functions that are not known immutable or stable built-ins (each name as written, schema
+    included when the SQL names one), else ('', []).
 
-    Offline only: a function of the application (or an extension's) is 'unknown'. Hook for later: with a
-    connection, pg_proc.provolatile of the function settles it.
+    Offline only: a function of the application (or an extension's) is 'unknown'. Where a database is at
+    hand, module_utils/_volatility.py settles those names from pg_proc.provolatile (the finding's
+    ``functions``).
     """
     if not expr:
-        return "", ""
-    unknown = ""
+        return "", []
+    unknown: list[str] = []
     for node in _walk(expr):
         call = node.get("FuncCall")
         if not isinstance(call, dict):
@@ -1074,10 +1097,10 @@ def _default_volatility(expr: Any) -> tuple[str, str]:
         parts = [str(i.get("String", {}).get("sval", "")) for i in call.get("funcname") or () if isinstance(i, dict)]
         name = parts[-1] if parts else ""
         if name in _VOLATILE:
-            return "volatile", ".".join(parts)
-        if not unknown and (name not in _NON_VOLATILE or parts[:-1] not in ([], ["pg_catalog"])):
-            unknown = ".".join(parts)
-    return ("unknown", unknown) if unknown else ("", "")
+            return "volatile", [".".join(parts)]
+        if name not in _NON_VOLATILE or parts[:-1] not in ([], ["pg_catalog"]):
+            unknown.append(".".join(parts))
+    return ("unknown", list(dict.fromkeys(unknown))) if unknown else ("", [])
 
 
 _BODY_QUOTE = "$tme_do_body$"
@@ -1158,33 +1181,6 @@ _HANDLERS: dict[str, Callable[[_Classifier, dict[str, Any]], None]] = {
     "AlterForeignServerStmt": _Classifier.foreign_options,
     "AlterOwnerStmt": _Classifier.cluster_object,
 }
-
-
-def allowed_rules(headers: dict[str, str] | None) -> set[str]:
-    """The rules the file's ``-- Allow:`` header accepts (names separated by commas or spaces)."""
-    value = (headers or {}).get("allow", "")
-    return {name for name in re.split(r"[\s,]+", value.strip().lower()) if name} & ACCEPTABLE_RULES
-
-
-def accept(findings: Iterable[dict[str, Any]], headers: dict[str, str] | None) -> list[dict[str, Any]]:
-    """The findings with those the file's ``-- Allow:`` header accepts turned into infos marked ``accepted``.
-
-    They stay in the report (a reviewer sees them), but no longer fail the lint. Only the rules of
-    ACCEPTABLE_RULES can be accepted this way; the header is a comment, so adding it to an applied
-    migration is no drift.
-    """
-    allowed = allowed_rules(headers)
-    out = []
-    for finding in findings:
-        if finding["rule"] in allowed and not finding.get("accepted"):
-            finding = {
-                **finding,
-                "severity": INFO,
-                "accepted": True,
-                "message": f"accepted by the file's '-- Allow: {finding['rule']}' header: {finding['message']}",
-            }
-        out.append(finding)
-    return out
 
 
 def classify_statements(statements: list[Parsed], path: str, transactional: bool = True) -> Analysis:

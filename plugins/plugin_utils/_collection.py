@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from pathlib import Path
 
 from ansible_collections.tme.migrations.plugins.module_utils._model import UNKNOWN_VERSION
 
 # plugins/plugin_utils/_collection.py -> the collection root (a checkout or an installed copy).
 COLLECTION_ROOT = Path(__file__).resolve().parents[2]
+
+
+_GALAXY_VERSION_RE = re.compile(r"""^version:[ \t]*["']?([^"'\s#]+)""", re.MULTILINE)
 
 
 def read_version(root: Path) -> str | None:
@@ -32,16 +36,13 @@ def read_version(root: Path) -> str | None:
         if version:
             return str(version)
     galaxy = root / "galaxy.yml"
-    if galaxy.is_file():
-        import yaml
-
-        try:
-            data = yaml.safe_load(galaxy.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError):
-            return None
-        if isinstance(data, dict) and data.get("version"):
-            return str(data["version"])
-    return None
+    try:
+        text = galaxy.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    # Its top-level ``version:`` line: a line scan, not YAML, costs nothing at every start (lint, actions).
+    match = _GALAXY_VERSION_RE.search(text)
+    return match.group(1) if match else None
 
 
 @functools.lru_cache(maxsize=1)

@@ -77,7 +77,7 @@ def _check_source(directory: str, source: Source) -> None:
 def _classify_entry(directory: str, entry: str) -> tuple[str, str, str] | None:
     """(version, role, path) of a directory entry, role one of forward/rollback/diesel."""
     full = os.path.join(directory, entry)
-    if os.path.isdir(full) and not entry.endswith(".sql"):
+    if not entry.endswith(".sql") and os.path.isdir(full):
         if os.path.exists(os.path.join(full, "up.sql")):
             return entry, "diesel", full
         return None
@@ -149,9 +149,11 @@ def _refuse_separate_rollbacks(directory: str, entries: list[str], candidates: I
     forwards = _forwards(directory, entries)
     plain = _plain_numbers(forwards)
     for entry in candidates:
+        if not _ROLLBACK_WORD_RE.search(entry):
+            continue  # no rollback word: not a suspect (most names; spares a stat per file)
         full = os.path.join(directory, entry)
         found = _classify_entry(directory, entry)
-        if os.path.isdir(full) or (found is not None and found[1] == "rollback"):
+        if (found is not None and found[1] == "rollback") or os.path.isdir(full):
             continue
         suspect = _rollback_of(entry, forwards, plain)
         if suspect is not None:

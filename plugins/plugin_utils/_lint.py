@@ -12,10 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from ansible_collections.tme.migrations.plugins.module_utils._model import MigrationError
-from ansible_collections.tme.migrations.plugins.plugin_utils._classify import ERROR, INFO, WARNING, accept
-from ansible_collections.tme.migrations.plugins.plugin_utils._discover import same_number_notes
-from ansible_collections.tme.migrations.plugins.plugin_utils._files import Source, discover_path, load_source
-from ansible_collections.tme.migrations.plugins.plugin_utils._parse_cache import ParseCache, cache_dir
+from ansible_collections.tme.migrations.plugins.plugin_utils._discover import Source, discover_path, same_number_notes
+from ansible_collections.tme.migrations.plugins.plugin_utils._findings import ERROR, INFO, WARNING, accept
+from ansible_collections.tme.migrations.plugins.plugin_utils._parse_cache import ParseCache, cache_dir, load_source
 from ansible_collections.tme.migrations.plugins.plugin_utils._redact import secrets
 
 FAIL_ON = {"error": (ERROR,), "warning": (ERROR, WARNING), "never": ()}

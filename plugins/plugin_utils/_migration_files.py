@@ -16,12 +16,16 @@ from typing import Any
 from ansible.errors import AnsibleError
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
 
 from ansible_collections.tme.migrations.plugins.module_utils._model import Migration, MigrationError
 from ansible_collections.tme.migrations.plugins.plugin_utils._collection import collection_version
-from ansible_collections.tme.migrations.plugins.plugin_utils._files import HAS_PGLAST
+from ansible_collections.tme.migrations.plugins.plugin_utils._direct import run_direct, why_not_direct
 from ansible_collections.tme.migrations.plugins.plugin_utils._parse_cache import load_path_cached
-from ansible_collections.tme.migrations.plugins.plugin_utils._redact import Redactor
+from ansible_collections.tme.migrations.plugins.plugin_utils._redact import HAS_PGLAST, Redactor
+
+display = Display()
+MIGRATIONS_PLACEHOLDER = "(the migrations read on the controller)"  # what module_utils/_module.py echoes
 
 
 def resolve_path(action: ActionBase, path: str) -> str:
@@ -54,6 +58,15 @@ def _dumps(migrations: list[Migration], full: set[str] | None = None) -> str:
     return json.dumps([m.to_dict() for m in chosen], separators=(",", ":"))
 
 
+def _short_invocation(result: dict[str, Any]) -> dict[str, Any]:
+    """The result without the parsed files echoed back. The modules echo a placeholder themselves, but
+    when AnsibleModule rejects an argument, it echoes every argument as given: megabytes of migrations."""
+    module_args = (result.get("invocation") or {}).get("module_args")
+    if isinstance(module_args, dict) and "_migrations" in module_args:
+        module_args["_migrations"] = MIGRATIONS_PLACEHOLDER
+    return result
+
+
 class MigrationFilesAction(ActionBase):
     """Adds the parsed migrations of option `path` to the module's arguments as `_migrations`.
 
@@ -76,8 +89,17 @@ class MigrationFilesAction(ActionBase):
         args["_tool_version"] = collection_version()  # galaxy.yml's (MANIFEST.json's), for the tracking rows
         module = self._task.resolved_action or "tme.migrations." + self._task.action.split(".")[-1]
         path = args.get("path")
+        why_not = why_not_direct(self, task_vars or {})
+        direct = not why_not  # the module would run in this Python anyway: run it in this worker
+        display.vvv(
+            f"{module}: runs in this worker (direct)" if direct else f"{module}: runs as a shipped module ({why_not})",
+            host=(task_vars or {}).get("inventory_hostname"),
+        )
         if not path:
-            result.update(self._execute_module(module_name=module, module_args=args, task_vars=task_vars))
+            if direct:
+                result.update(run_direct(self, module, args, task_vars or {}))
+            else:
+                result.update(self._execute_module(module_name=module, module_args=args, task_vars=task_vars))
             return result
         if not HAS_PGLAST:
             result.update(failed=True, msg="the Python library pglast is required where the playbook runs")
@@ -96,6 +118,11 @@ class MigrationFilesAction(ActionBase):
             return result
         args["path"] = full
         hide = redactor_for(migrations)
+        if direct:
+            chosen = [m.light() for m in migrations] if self.STATEMENTS == "none" else migrations
+            direct = run_direct(self, module, {**args, "_migrations": ""}, task_vars or {}, chosen)
+            result.update(hide.apply(_short_invocation(direct)))
+            return result
         # The module echoes its arguments without the parsed files (see module_utils/_module.py).
         # Plan first only when no file changed since the files were last read here: then the run is most
         # likely a no-op (a scheduled run), and the plan spares sending every statement. New or edited
@@ -108,10 +135,11 @@ class MigrationFilesAction(ActionBase):
             )
             needs = planned.pop("_needs", None)
             if planned.get("failed") or (not needs and not planned.get("changed")):
-                result.update(hide.apply(planned))  # nothing to run: the plan is the result
+                result.update(hide.apply(_short_invocation(planned)))  # nothing to run: the plan is the result
                 return result
             args["_migrations"] = _dumps(migrations, set(needs or ()))
         else:
             args["_migrations"] = _dumps(migrations, set() if self.STATEMENTS == "none" else None)
-        result.update(hide.apply(self._execute_module(module_name=module, module_args=args, task_vars=task_vars)))
+        shipped = self._execute_module(module_name=module, module_args=args, task_vars=task_vars)
+        result.update(hide.apply(_short_invocation(shipped)))
         return result

@@ -16,17 +16,35 @@ are never cached: their error is raised afresh each time. Controller only.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import tempfile
 from typing import Any
 
-from ansible_collections.tme.migrations.plugins.module_utils._model import Migration
+from ansible_collections.tme.migrations.plugins.module_utils._model import Migration, MigrationError
 from ansible_collections.tme.migrations.plugins.plugin_utils._collection import collection_version
 from ansible_collections.tme.migrations.plugins.plugin_utils._discover import Source, discover_path
-from ansible_collections.tme.migrations.plugins.plugin_utils._files import load_source, missing_rollback
 
-FORMAT = 2
+# 4: findings carry their acceptance by the file's "-- Allow:" header; 5: add-column-unknown-default names
+# its functions.
+FORMAT = 5
+
+
+def load_source(source: Source, tracking_table: str, require_rollback: bool = False) -> Migration:
+    """_files.load_source, with the parser imported only when a file is parsed (a run that finds every
+    file unchanged starts without pglast)."""
+    # pylint: disable-next=import-outside-toplevel
+    from ansible_collections.tme.migrations.plugins.plugin_utils import _files
+
+    return _files.load_source(source, tracking_table, require_rollback=require_rollback)
+
+
+def missing_rollback(version: str, path: str) -> MigrationError:
+    # pylint: disable-next=import-outside-toplevel
+    from ansible_collections.tme.migrations.plugins.plugin_utils import _files
+
+    return _files.missing_rollback(version, path)
 
 
 def cache_dir() -> str | None:
@@ -40,11 +58,15 @@ def cache_dir() -> str | None:
 
 
 def _stamp() -> str:
+    """What the cached parses depend on besides the files: this format, the collection's version and
+    the installed pglast (where it is and when it was installed: read without importing it)."""
+    spec = importlib.util.find_spec("pglast")
+    parser = spec.origin if spec and spec.origin else "?"
     try:
-        from pglast import __version__ as pglast_version
-    except ImportError:  # pragma: no cover - the reader needs pglast anyway
-        pglast_version = "?"
-    return f"{FORMAT}/{collection_version()}/{pglast_version}"
+        parser += f":{os.stat(parser).st_mtime_ns}"
+    except OSError:
+        pass
+    return f"{FORMAT}/{collection_version()}/{parser}"
 
 
 def _identity(source: Source) -> list[list[Any]]:

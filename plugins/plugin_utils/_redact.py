@@ -18,15 +18,13 @@ Text the scanner cannot read (an unterminated literal) that may hold a password 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import re
 from typing import Any, Iterable
 
-try:
-    import pglast.parser as _pg
-
-    HAS_PGLAST = True
-except ImportError:  # pragma: no cover - the reader needs pglast anyway
-    HAS_PGLAST = False
+# pglast's scanner is imported when a text first needs it: most texts never mention a password, and a
+# run that only reads cached parses starts without the parser.
+HAS_PGLAST = importlib.util.find_spec("pglast") is not None
 
 MASK = "'***'"
 HIDDEN = "<statement not shown: it may hold a password>"
@@ -59,6 +57,8 @@ def secret_spans(sql: str) -> list[tuple[int, int]] | None:
         return []
     if not HAS_PGLAST:  # pragma: no cover
         return None
+    import pglast.parser as _pg  # pylint: disable=import-outside-toplevel  # see HAS_PGLAST
+
     try:
         tokens = _pg.scan(sql)
     except Exception:  # an unterminated literal or comment: pglast raises its own error types

@@ -531,3 +531,30 @@ def test_allow_header_accepts_deliberately_and_keeps_it_visible(tmp_path, monkey
     # Only the accepted rule: the timeout is still an error; drop-table is not a rule a header can accept.
     assert [f["rule"] for f in failing(report, "error")] == ["override-timeout"]
     assert sum("accepted by" in line for line in render(report)) == 2
+
+
+@pytest.mark.parametrize(
+    ("sql", "functions", "defined_here"),
+    [
+        ("ALTER TABLE a ADD COLUMN t text DEFAULT generate_unique_changeme();", ["generate_unique_changeme"], []),
+        ("ALTER TABLE a ADD COLUMN u text DEFAULT app.token(26);", ["app.token"], []),
+        ("ALTER TABLE a ADD COLUMN v text DEFAULT lower(app.token(1) || tok());", ["app.token", "tok"], []),
+        (
+            "CREATE FUNCTION tok() RETURNS text LANGUAGE sql AS 'SELECT 1';\nALTER TABLE a ADD COLUMN w text "
+            "DEFAULT tok();",
+            ["tok"],
+            ["tok"],
+        ),
+    ],
+)
+def test_unknown_default_names_its_functions(sql: str, functions: list[str], defined_here: list[str]) -> None:
+    """The finding carries the functions as written, for the engine to read their volatility from pg_proc."""
+    [finding] = [f.to_dict() for f in classify_sql(sql).findings if f.rule == "add-column-unknown-default"]
+    assert sorted(finding["functions"]) == sorted(functions)
+    assert finding["defined_here"] == defined_here
+    assert all(f"{name}()" in finding["message"] for name in functions)
+
+
+def test_only_the_unknown_default_finding_names_functions() -> None:
+    analysis = classify_sql("ALTER TABLE a ADD COLUMN r float8 DEFAULT random();\nALTER TABLE a ADD COLUMN s text;")
+    assert [f.to_dict().get("functions") for f in analysis.findings] == [None]

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,8 @@ import pytest
 from ansible_collections.tme.migrations.plugins.module_utils._model import MigrationError
 from ansible_collections.tme.migrations.plugins.plugin_utils import _files, _parse_cache
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "migrations"
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples" / "migrations"
 
 
 @pytest.fixture
@@ -52,9 +55,9 @@ def test_second_read_parses_nothing_and_equals_a_fresh_read(tmp_path: Path, coun
     counted.clear()
     second = _parse_cache.load_path_cached(str(d))
     assert counted == []
-    assert [m.to_dict() for m in second] == [m.to_dict() for m in first] == [
-        m.to_dict() for m in _files.load_path(str(d))
-    ]
+    assert (
+        [m.to_dict() for m in second] == [m.to_dict() for m in first] == [m.to_dict() for m in _files.load_path(str(d))]
+    )
 
 
 def test_an_edited_forward_or_rollback_file_is_parsed_again(tmp_path: Path, counted: list[str]) -> None:
@@ -91,3 +94,21 @@ def test_a_damaged_cache_or_none_at_all(tmp_path: Path, counted: list[str], monk
     shutil.rmtree(tmp_path / "cache")
     _parse_cache.load_path_cached(str(d))
     assert not (tmp_path / "cache").exists()
+
+
+def test_a_warm_run_starts_without_the_parser(tmp_path: Path) -> None:
+    """Unchanged files are read from the cache without importing pglast (its import costs more than the
+    whole warm lint): the second process sees no pglast module."""
+    migrations = copy_examples(tmp_path)
+    probe = (
+        "import sys\n"
+        f"sys.path.insert(0, {str(REPO / '.collections')!r})\n"
+        "from ansible_collections.tme.migrations.plugins.plugin_utils._lint import lint_path\n"
+        f"report = lint_path({str(migrations)!r})\n"
+        "print(len(report['migrations']), 'pglast' in sys.modules)\n"
+    )
+    env = dict(os.environ, TME_MIGRATIONS_CACHE=str(tmp_path / "cache"))
+    cold = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    warm = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert cold.stdout.split() == ["15", "True"]
+    assert warm.stdout.split() == ["15", "False"]

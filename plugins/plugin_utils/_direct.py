@@ -1,0 +1,132 @@
+# Copyright (c) 2026, TME Portal ops team
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Direct execution: a module of this collection run inside the task's worker on the controller.
+
+When a task would run its module on the controller itself, in the controller's own Python (connection
+``local``, no become, no async, ``ansible_python_interpreter`` = the Python running the playbook),
+shipping the module through AnsiballZ only adds a Python start, a zip and two JSON copies of the
+migrations. Then the action imports the module and runs its ``main()`` in the worker process, the way
+ansible.netcommon's ``import_modules`` does, through the hooks ansible-core keeps for it: an
+``AnsibleModule`` whose ``_load_params`` takes the arguments given and whose ``_record_module_result``
+keeps the result. The arguments are validated by the same argument spec, no_log values are stripped
+by the same code, and the result goes through the same JSON encoder and ``_parse_returned_data`` as a
+shipped module's. Anything else (a remote host, become, another interpreter, psycopg missing here)
+runs the module as usual. ``tme_migrations_direct: false`` (a host or task variable) turns it off.
+
+Controller only.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+from typing import Any
+
+from ansible.module_utils import basic
+from ansible.module_utils.common import json as _json
+from ansible.module_utils.common import warnings as module_warnings
+from ansible.module_utils.parsing.convert_bool import boolean
+from ansible.plugins.action import ActionBase
+from ansible.vars.clean import remove_internal_keys
+
+# Imported with the action plugin, which the strategy loads before it forks a worker per host: psycopg,
+# AnsibleModule and the engine are then imported once per run, not once per host.
+from ansible_collections.tme.migrations.plugins.module_utils import _connection
+from ansible_collections.tme.migrations.plugins.module_utils import _module as _module  # noqa: F401
+
+DIRECT_VAR = "tme_migrations_direct"
+
+
+def _interpreter(action: ActionBase, task_vars: dict[str, Any]) -> str | None:
+    value = task_vars.get("ansible_python_interpreter")
+    if not isinstance(value, str) or not value:
+        return None
+    if "{{" in value or "{%" in value:
+        try:
+            value = action._templar.template(value)
+        except Exception:  # pylint: disable=broad-exception-caught  # an untemplatable value: not eligible
+            return None
+    return value if isinstance(value, str) else None
+
+
+def why_not_direct(action: ActionBase, task_vars: dict[str, Any]) -> str:
+    """Empty when the task's module may run in this worker; otherwise the reason it may not."""
+    if not boolean(task_vars.get(DIRECT_VAR, True), strict=False):
+        return f"{DIRECT_VAR} is false"
+    transport = getattr(action._connection, "_load_name", "") or getattr(action._connection, "transport", "")
+    if transport not in ("local", "ansible.builtin.local"):
+        return f"connection {transport or '?'} is not local"
+    if action._play_context.become:
+        return "become is set"
+    if action._task.async_val:
+        return "the task is async"
+    interpreter = _interpreter(action, task_vars)
+    if interpreter is None or os.path.abspath(interpreter) != os.path.abspath(sys.executable):
+        return "the module's interpreter is not the Python running the playbook"
+    if not _connection.HAS_PSYCOPG:
+        return "psycopg is not importable here"
+    return ""
+
+
+def run_direct(
+    action: ActionBase,
+    module_name: str,
+    module_args: dict[str, Any],
+    task_vars: dict[str, Any],
+    migrations: list[Any] | None = None,
+) -> dict[str, Any]:
+    """Run module ``module_name`` (an FQCN of this collection) in this process with ``module_args``;
+    ``migrations`` (parsed on the controller) are handed over as they are, not as JSON. The result is
+    what ``ActionBase._execute_module`` would return for the shipped module."""
+
+    context = action._shared_loader_obj.module_loader.find_plugin_with_context(
+        module_name, collection_list=action._task.collections
+    )
+    if not context.resolved:
+        return {"failed": True, "msg": f"module {module_name} not found"}
+    module = importlib.import_module(context.plugin_resolved_name)
+
+    # The arguments as a shipped module gets them: through the same encoder and decoder (plain values,
+    # no templating tags), with the _ansible_* settings of the task.
+    given = dict(module_args)
+    action._update_module_args(module_name, given, task_vars)
+    encoded = json.dumps(given, cls=_json.get_module_encoder("legacy", _json.Direction.CONTROLLER_TO_MODULE))
+    args = json.loads(encoded, cls=_json.get_module_decoder("legacy", _json.Direction.CONTROLLER_TO_MODULE))
+    recorded: list[str] = []
+
+    class DirectModule(basic.AnsibleModule):
+        """AnsibleModule with its arguments given and its result kept (ansible-core's direct-execution hooks)."""
+
+        tme_migrations = migrations  # read by module_utils/_module.py: the parsed files, no JSON
+
+        def _load_params(self) -> None:
+            self.params = args
+
+        def _record_module_result(self, o: dict[str, Any]) -> None:
+            encoder = _json.get_module_encoder("legacy", _json.Direction.MODULE_TO_CONTROLLER)
+            recorded.append(json.dumps(o, cls=encoder))
+
+    environment: dict[str, str] = {}
+    action._compute_environment_string(environment)
+    saved_environ = dict(os.environ)
+    saved_module_class = getattr(module, "AnsibleModule", None)
+    module_warnings._global_warnings.clear()  # this worker's: the module's own start from none
+    module_warnings._global_deprecations.clear()
+    os.environ.update({k: str(v) for k, v in environment.items()})
+    module.AnsibleModule = DirectModule  # type: ignore[attr-defined]
+    try:
+        module.main()
+    except SystemExit:
+        pass  # exit_json / fail_json
+    finally:
+        module.AnsibleModule = saved_module_class  # type: ignore[attr-defined]
+        os.environ.clear()
+        os.environ.update(saved_environ)
+    if not recorded:
+        return {"failed": True, "msg": f"module {module_name} ended without a result"}
+    data = action._parse_returned_data({"stdout": recorded[-1], "stderr": "", "rc": 0}, "legacy")
+    remove_internal_keys(data)
+    return data
