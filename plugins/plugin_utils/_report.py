@@ -85,22 +85,6 @@ def status_rows(staging: dict[str, Any], production: dict[str, Any]) -> list[dic
     return rows
 
 
-def status_table(staging: dict[str, Any], production: dict[str, Any]) -> list[str]:
-    """The table as lines, for ansible.builtin.debug."""
-    rows = status_rows(staging, production)
-    header = ("VERSION", "TYPE", "STAGING (tme_portal_test)", "PRODUCTION (tme_portal)")
-    cells = [header] + [(r["version"], r["type"], r["staging"], r["production"]) for r in rows]
-    widths = [max(len(str(c[i])) for c in cells) for i in range(4)]
-    lines = ["  ".join(str(c[i]).ljust(widths[i]) for i in range(4)).rstrip() for c in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    waiting = [r for r in rows if r["on_staging"] and not r["on_production"]]
-    ahead = [r for r in rows if r["on_production"] and not r["on_staging"]]
-    lines.append(f"{len(waiting)} applied to staging and pending on production")
-    if ahead:
-        lines.append(f"{len(ahead)} on production but not on staging: " + ", ".join(r["version"] for r in ahead))
-    return lines
-
-
 def pending_markdown(staging: dict[str, Any], production: dict[str, Any], generated_at: str = "") -> str:
     """PENDING_MIGRATIONS.md as the guide keeps it: what staging has and production does not."""
     rows = status_rows(staging, production)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ansible_collections.tme.migrations.plugins.plugin_utils._report import pending_markdown, status_table
+from ansible_collections.tme.migrations.plugins.plugin_utils._report import pending_markdown
 from ansible_collections.tme.migrations.plugins.plugin_utils._window import (
     business_hours_now,
     in_business_hours,
@@ -71,15 +71,6 @@ def test_pending_markdown_in_the_guides_format() -> None:
 def test_pending_markdown_when_nothing_waits() -> None:
     both = {"migrations": [entry("001_a", "applied")]}
     assert "None: production has every migration staging applied." in pending_markdown(both, both)
-
-
-def test_status_table_rows_and_summary() -> None:
-    lines = status_table(STAGING, PRODUCTION)
-    assert lines[0].split()[:2] == ["VERSION", "TYPE"]
-    assert set(lines[1].replace(" ", "")) == {"-"}
-    row = next(line for line in lines if line.startswith("017_rename_client_fields"))
-    assert row.split() == ["017_rename_client_fields", "BREAKING", "applied", "2025-09-16", "pending"]
-    assert lines[-1] == "3 applied to staging and pending on production"
 
 
 WEEKDAYS = {"days": ["mon", "tue", "wed", "thu", "fri"], "start": "08:00", "end": "18:00", "timezone": "Asia/Dubai"}
