@@ -9,6 +9,7 @@ already split statements as dictionaries, so a database host needs only Python a
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -31,6 +32,26 @@ def set_tool_version(version: str | None) -> None:
 
 SAFE = "SAFE"
 BREAKING = "BREAKING"
+ERROR = "error"  # a finding's severity: the migration must not run as written
+
+# The error findings an apply or a rehearsal refuses to run unless the file's "-- Allow: rule" header
+# accepts them (the reader marks accepted ones, see plugin_utils/_files.py): what a migration must not do
+# on a shared server, and the only rules an "-- Allow:" header can accept (plugin_utils/_findings.py uses
+# this list). Other errors are the reader's (missing-rollback, governed by require_rollback, and
+# rollback-syntax, refused on its own) or fail in PostgreSQL itself at their line.
+REFUSED_RULES = frozenset(
+    {
+        "set-role",
+        "set-search-path",
+        "override-timeout",
+        "copy-program",
+        "copy-server-file",
+        "server-file-access",
+        "role-privileged-attribute",
+        "password-literal",
+        "cluster-wide",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -145,8 +166,18 @@ class Migration:
             self,
             forward=self.forward.light(),
             rollback=self.rollback.light() if self.rollback is not None else None,
-            findings=tuple(f for f in self.findings if f.get("breaking")),
+            # BREAKING ones for the reports, unaccepted errors for the refusal (see blocking_findings).
+            findings=tuple(f for f in self.findings if f.get("breaking") or f.get("severity") == ERROR),
         )
+
+    def blocking_findings(self) -> list[dict[str, Any]]:
+        """The error findings that stop this migration from being applied or rehearsed: those of
+        REFUSED_RULES its file's ``-- Allow:`` header does not accept (accepted ones are infos)."""
+        return [
+            f
+            for f in self.findings
+            if f.get("severity") == ERROR and not f.get("accepted") and f.get("rule") in REFUSED_RULES
+        ]
 
     def matches(self, recorded: str | None) -> bool:
         """Whether a checksum recorded in a tracking table is this file's (either scheme)."""
@@ -206,6 +237,36 @@ class Migration:
             findings=tuple(data.get("findings") or ()),
             legacy_checksum=data.get("legacy_checksum") or "",
         )
+
+
+def refusal(m: Migration, finding: dict[str, Any]) -> str:
+    """One refused finding, on one line: file, line, rule, the finding's message and how to accept it."""
+    path = str(finding.get("path") or m.path)
+    line = finding.get("line")
+    rule = finding.get("rule")
+    where = os.path.basename(path) + (f" line {line}" if line else "")
+    same_file = path == m.path or path.startswith(m.path + " (")  # the forward file's "(ROLLBACK block)"
+    header = "the file's header" if same_file else f"the header of {os.path.basename(m.path)}"
+    message = str(finding.get("message"))
+    if same_file and f"'-- Allow: {rule}'" in message:  # the finding says so itself (cluster-wide)
+        return f"{where}: refused ({rule}): {message}"
+    return f"{where}: refused ({rule}): {message}; add '-- Allow: {rule}' to {header} to accept it deliberately"
+
+
+def refusal_message(migrations: list[Migration], outcome: str) -> str | None:
+    """Why these migrations may not run, or None: the first refused finding on the first line (file and
+    line first, as a located error), then ``outcome`` (e.g. "nothing was applied") and the others."""
+    refused = [(m, f) for m in migrations for f in m.blocking_findings()]
+    if not refused:
+        return None
+    versions = list(dict.fromkeys(m.version for m, _f in refused))
+    lines = [refusal(m, f) for m, f in refused]
+    summary = (
+        f"{outcome}: {', '.join(versions)} {'has' if len(versions) == 1 else 'have'} error findings that must not run "
+        "unreviewed (the lint fails on them too); fix the SQL, or accept each deliberately with a header line "
+        "'-- Allow: rule, ...' in its file"
+    )
+    return "\n".join([lines[0], summary, *lines[1:]])
 
 
 class MigrationError(Exception):

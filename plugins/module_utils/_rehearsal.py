@@ -20,7 +20,7 @@ from typing import Any, Callable
 from ansible_collections.tme.migrations.plugins.module_utils import _connection
 from ansible_collections.tme.migrations.plugins.module_utils._engine import describe_error
 from ansible_collections.tme.migrations.plugins.module_utils._executor import Executor, StatementFailed
-from ansible_collections.tme.migrations.plugins.module_utils._model import Migration, Script
+from ansible_collections.tme.migrations.plugins.module_utils._model import Migration, Script, refusal_message
 from ansible_collections.tme.migrations.plugins.module_utils._pgtools import PgTools, ToolError
 from ansible_collections.tme.migrations.plugins.module_utils._schema import Snapshot, compare, snapshot
 
@@ -203,6 +203,11 @@ def rehearse(
     """``tools`` (the source's client programs) copies its schema into the scratch database; without
     them the scratch database starts empty (the whole history is rehearsed)."""
     """Create the scratch database, copy the source's schema into it, rehearse, drop it whatever happens."""
+    # Error findings the file's "-- Allow:" header does not accept are refused first: the scratch database
+    # shares the real server, and a cluster-wide statement (ALTER SYSTEM, CREATE ROLE, ...) would change it.
+    refused = refusal_message(migrations, "refused, nothing was rehearsed")
+    if refused:
+        raise RehearsalError(refused)
     name = scratch_name(prefix)
     scratch = dict(source, dbname=name)
     try:

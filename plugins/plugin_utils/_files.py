@@ -46,6 +46,7 @@ from ansible_collections.tme.migrations.plugins.module_utils._model import (
 from ansible_collections.tme.migrations.plugins.module_utils._versions import parse_version
 from ansible_collections.tme.migrations.plugins.plugin_utils._classify import review
 from ansible_collections.tme.migrations.plugins.plugin_utils._discover import Source, discover, discover_path
+from ansible_collections.tme.migrations.plugins.plugin_utils._findings import accept
 from ansible_collections.tme.migrations.plugins.plugin_utils._sqlparse import (
     HAS_PGLAST,
     Parsed,
@@ -517,7 +518,9 @@ def _load_migration(
         rollback_error=rollback_error,
         detected_type=detected,
         rollback_type=rollback_type,
-        findings=tuple(f.to_dict() for f in findings),
+        # What the file's "-- Allow: rule" header accepts is marked here, once: the lint shows it as an
+        # accepted info, and the engine and the rehearsal refuse only the error findings left.
+        findings=tuple(accept((f.to_dict() for f in findings), headers)),
     )
 
 

@@ -12,23 +12,16 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable
 
+from ansible_collections.tme.migrations.plugins.module_utils._model import REFUSED_RULES
+
 ERROR = "error"  # the migration must not run as written (lint fails)
 WARNING = "warning"  # a lock hazard or something the analysis cannot see into
 INFO = "info"  # why a migration is BREAKING, and other notes
 
 # Rules a rollback is checked for too (the rehearsal and a rollback run it like a migration), and the
-# rules a migration may accept deliberately with its header line "-- Allow: rule, rule" (see accept()).
-ROLLBACK_RULES = ACCEPTABLE_RULES = {
-    "set-role",
-    "set-search-path",
-    "override-timeout",
-    "copy-program",
-    "copy-server-file",
-    "server-file-access",
-    "role-privileged-attribute",
-    "password-literal",
-    "cluster-wide",
-}
+# rules a migration may accept deliberately with its header line "-- Allow: rule, rule" (see accept()):
+# the error findings the engine and the rehearsal refuse unless accepted, one list (module_utils/_model.py).
+ROLLBACK_RULES = ACCEPTABLE_RULES = REFUSED_RULES
 
 
 def allowed_rules(headers: dict[str, str] | None) -> set[str]:

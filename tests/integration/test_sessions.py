@@ -132,7 +132,9 @@ def test_a_rollback_does_not_leak_its_role(db: Database, tmp_path: Path, other_r
     assert rows == [("002_b", login), ("001_a", login)]
 
 
-# A migration that turns the engine's lock_timeout off, each in its own way.
+# A migration that turns the engine's lock_timeout off, each in its own way. Such a file is refused unless
+# its header accepts it (tests/integration/test_refusal.py): accepted here, the engine's timeouts still hold.
+ALLOW_TIMEOUT = "-- Allow: override-timeout\n"
 _TIMEOUT_OFF = (
     "SET lock_timeout = 0;",
     "SET LOCAL lock_timeout = 0;",
@@ -145,7 +147,7 @@ _TIMEOUT_OFF = (
 def test_a_migration_cannot_turn_off_the_lock_timeout(db: Database, tmp_path: Path, turn_off: str) -> None:
     db.query("CREATE TABLE t (id int); INSERT INTO t VALUES (1)")
     d = tmp_path / "m"
-    write(d, "001_alter.sql", migration(f"{turn_off}\nALTER TABLE t ADD COLUMN note text;"))
+    write(d, "001_alter.sql", ALLOW_TIMEOUT + migration(f"{turn_off}\nALTER TABLE t ADD COLUMN note text;"))
     holder = db.connect(application_name="holder")
     holder.autocommit = False
     holder.execute("SELECT count(*) FROM t").fetchone()  # ACCESS SHARE until it ends
@@ -167,18 +169,18 @@ def test_a_migration_cannot_turn_off_the_lock_timeout(db: Database, tmp_path: Pa
     runner.join()
     assert waited < 30, "the migration waited for its lock without a lock_timeout"
     assert isinstance(outcome[0], EngineError), outcome
-    assert "lock timeout" in outcome[0].message and "line 3" in outcome[0].message
+    assert "lock timeout" in outcome[0].message and "line 4" in outcome[0].message
     assert db.versions() == []
 
 
 def test_a_migration_cannot_turn_off_the_statement_timeout(db: Database, tmp_path: Path) -> None:
     d = tmp_path / "m"
-    write(d, "001_slow.sql", migration("SET statement_timeout = 0;\nSELECT pg_sleep(20);"))
+    write(d, "001_slow.sql", ALLOW_TIMEOUT + migration("SET statement_timeout = 0;\nSELECT pg_sleep(20);"))
     start = time.monotonic()
     with pytest.raises(EngineError) as failure:
         run(db.kwargs, d, statement_timeout_ms=300)
     assert time.monotonic() - start < 15
-    assert "statement timeout" in failure.value.message and "line 3" in failure.value.message
+    assert "statement timeout" in failure.value.message and "line 4" in failure.value.message
 
 
 def test_a_migrations_advisory_lock_ends_with_it_the_runners_lock_stays(db: Database, tmp_path: Path) -> None:
