@@ -16,7 +16,7 @@ import subprocess
 from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
-from ansible_collections.tme.migrations.plugins.module_utils._connection import scrub
+from ansible_collections.tme.migrations.plugins.module_utils._connection import connect_kwargs, scrub
 
 
 class ToolError(Exception):
@@ -31,7 +31,7 @@ class PgTools:
     user: str | None = None
     password: str | None = None
     host: str | None = None
-    port: int | None = None
+    port: int | str | None = None  # a string from connect_params: libpq's list of ports, say
     bin_dir: str | None = None
     container: str | None = None  # run inside this container (docker exec), over its local socket
     docker_bin: str = "docker"
@@ -39,14 +39,21 @@ class PgTools:
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> PgTools:
-        """From the modules' connection options (tme.migrations.connection)."""
-        ssl = {"PGSSLMODE": params.get("ssl_mode"), "PGSSLROOTCERT": params.get("ca_cert")}
+        """From the modules' connection options (tme.migrations.connection), as the connection layer
+        reads them (_connection.connect_kwargs): connect_params take precedence, so a password given
+        only there is the one the client programs use (in PGPASSWORD) and the one scrubbed."""
+        # Without the container: its client programs use its local socket, not its network address
+        # (which connect_kwargs would read with docker inspect).
+        kwargs = connect_kwargs({**params, "container": None})
+        ssl = {"PGSSLMODE": kwargs.get("sslmode"), "PGSSLROOTCERT": kwargs.get("sslrootcert")}
+        password = kwargs.get("password")
+        port = kwargs.get("port")
         return cls(
-            dbname=params["login_db"],
-            user=params.get("login_user"),
-            password=params.get("login_password"),
-            host=params.get("login_unix_socket") or params.get("login_host"),
-            port=params.get("login_port"),
+            dbname=kwargs.get("dbname") or params["login_db"],
+            user=kwargs.get("user"),
+            password=None if password in (None, "") else str(password),
+            host=kwargs.get("host"),
+            port=None if port in (None, "") else port,
             bin_dir=params.get("pg_bin_dir"),
             container=params.get("container"),
             docker_bin=params.get("docker_bin") or "docker",

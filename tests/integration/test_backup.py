@@ -547,3 +547,62 @@ def test_a_bad_prefix_fails_the_task_before_anything_is_written(
         assert f"backup prefix {prefix!r} is not allowed" in result["msg"], result
         assert "Traceback" not in run.stdout
     assert not dest.exists() and not (tmp_path / "elsewhere").exists()
+
+
+# -- the password only in connect_params: pg_dump and psql get it too (PGPASSWORD), as psycopg does --
+CONNECT_PARAMS_PASSWORD = """
+- name: Backup with the password in connect_params only
+  hosts: db
+  gather_facts: false
+  tasks:
+    - name: Back up
+      tme.migrations.backup:
+        login_host: "{{ h }}"
+        login_port: "{{ p }}"
+        login_user: "{{ u }}"
+        login_db: "{{ d }}"
+        connect_params:
+          password: "{{ pw }}"
+        pg_bin_dir: "{{ bindir }}"
+        dest: "{{ dest }}"
+      register: made
+
+    - name: Restore
+      tme.migrations.restore:
+        login_host: "{{ h }}"
+        login_port: "{{ p }}"
+        login_user: "{{ u }}"
+        login_db: "{{ d }}"
+        connect_params:
+          password: "{{ pw }}"
+        pg_bin_dir: "{{ bindir }}"
+        src: "{{ made.path }}"
+"""
+
+
+def test_backup_and_restore_with_the_password_only_in_connect_params(
+    db: Database, tmp_path: Path, playbook: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    monkeypatch.delenv("PGPASSFILE", raising=False)
+    db.query("CREATE TABLE t (id int); INSERT INTO t VALUES (1), (2)")
+    p = db.params
+    hostvars = {
+        "db": {
+            "h": p["login_host"],
+            "p": p["login_port"],
+            "u": p["login_user"],
+            "pw": p["login_password"],
+            "d": p["login_db"],
+            "bindir": str(db.server.bindir),
+            "dest": str(tmp_path / "backups"),
+        }
+    }
+    run = playbook(CONNECT_PARAMS_PASSWORD, hostvars)
+    assert run.rc == 0, run.stdout
+    made = run.result("Back up")
+    assert made["changed"] is True and Path(made["path"]).exists()
+    assert b"CREATE TABLE public.t " in gzip.decompress(Path(made["path"]).read_bytes())
+    assert run.result("Restore")["changed"] is True  # psql and pg_restore reached it too
+    assert db.scalar("SELECT count(*) FROM t") == 2
+    assert p["login_password"] not in run.stdout
