@@ -44,6 +44,7 @@ from ansible_collections.tme.migrations.plugins.module_utils._model import (
     MigrationError,
     Script,
     Statement,
+    refusal_message,
 )
 from ansible_collections.tme.migrations.plugins.module_utils._tracking import (
     AppliedRow,
@@ -52,6 +53,7 @@ from ansible_collections.tme.migrations.plugins.module_utils._tracking import (
     statements_hash,
 )
 from ansible_collections.tme.migrations.plugins.module_utils._versions import sort_key
+from ansible_collections.tme.migrations.plugins.module_utils._volatility import settle
 
 try:
     import psycopg
@@ -76,6 +78,7 @@ class Options:
     tracking_schema: str = "public"
     tracking_table: str = "schema_migrations"
     backup_path: str | None = None  # the verified backup taken before this run, recorded per migration
+    hide: tuple[str, ...] = ()  # the migrations' password literals (read on the controller): kept out of audit rows
 
 
 @dataclass
@@ -222,13 +225,15 @@ class Engine:
         self.check_mode = check_mode
         self.host = host or socket.gethostname()
         self.sleep = sleep
-        self.tracking = Tracking(options.tracking_schema, options.tracking_table)
+        self.tracking = Tracking(options.tracking_schema, options.tracking_table).hiding(options.hide)
+        self.stepwise_committed: tuple[int, int] | None = None  # (statements committed, all) in a stepwise apply
         self.conn: Any = None
         self.executor: Executor = Executor(None)
         self.lock_conn: Any = None
         self.lock: RunnerLock | None = None
         self.report = Report()
         self.lock_wait = ""  # how the lock retries of the failing step ended, for its error
+        self.settled: dict[str, list[str]] = {}  # per version: default volatilities read from pg_proc
 
     # -- session -----------------------------------------------------------------------------
     def __enter__(self) -> Engine:
@@ -411,6 +416,8 @@ class Engine:
                 if sort_key(m.version) > limit
             ]
             pending = [m for m in pending if sort_key(m.version) <= limit]
+        # What the controller could not tell offline (a column default's function), read from pg_proc here.
+        pending, self.settled = settle(self.conn, pending)
         if self.options.only_safe:
             for index, m in enumerate(pending):
                 if m.classification != SAFE:
@@ -434,6 +441,11 @@ class Engine:
                     self.report,
                     located=True,
                 )
+        # Error findings (cluster-wide statements, password literals, ...) the file's "-- Allow:" header
+        # does not accept: the whole run is refused before anything of it is applied (check mode too).
+        refused = refusal_message(pending, "refused, nothing was applied")
+        if refused:
+            raise EngineError(refused, self.report, located=True)
         return pending
 
     def gate(self, plan: list[Migration], reference_kwargs: dict[str, Any]) -> None:
@@ -526,6 +538,8 @@ class Engine:
             "execution_ms": ms,
             "statements": [s.sql for s in m.forward.statements],
         }
+        if m.version in self.settled:
+            entry["settled"] = self.settled[m.version]
         if repaired:
             entry["repaired"] = repaired
         return entry
@@ -583,7 +597,14 @@ class Engine:
         else:
             done = ", ".join(str(e["version"]) for e in self.report.applied)
             before = f"Committed before it in this run: {done}." if done else "Nothing was applied before it."
-            lines.append(f"{m.version} failed, nothing of it committed. {before}")
+            if self.stepwise_committed is not None:  # a migration run in steps: those before this one stay
+                steps_done, steps_all = self.stepwise_committed
+                lines.append(
+                    f"{m.version} failed after {steps_done} of {steps_all} statements had committed; the next "
+                    f"run resumes after them. {before}"
+                )
+            else:
+                lines.append(f"{m.version} failed, nothing of it committed. {before}")
         lines += _error_details(failed.exc, failed.statement)
         if isinstance(failed.exc, pgerrors.LockNotAvailable):
             lines.append(self.lock_wait + "; " + self.describe_blockers(failed.statement))
@@ -682,6 +703,7 @@ class Engine:
         resuming = progress is not None
         try:
             for group in steps(statements[done:]):
+                self.stepwise_committed = (done, len(statements))  # what a failure of this step leaves
                 end = done + len(group)
                 new_hash = statements_hash([s.sql for s in statements[:end]])
 
@@ -689,6 +711,7 @@ class Engine:
                 self._with_lock_retries(step, m, "apply", group[0])
                 done = end
             ms = _elapsed_ms(start)
+            self.stepwise_committed = (done, len(statements))
 
             def finish() -> None:
                 self.executor.in_transaction(tracking_statements, lambda: self._finish_stepwise(m, ms))
@@ -697,19 +720,13 @@ class Engine:
         except EngineError as exc:
             # Steps before the failing one are committed (and recorded in the progress table).
             self.report.changed = True
-            if f"{m.version} failed, nothing of it committed." in exc.message:  # after the file/line line
-                exc.message = exc.message.replace(
-                    "failed, nothing of it committed.",
-                    f"failed after {done} of {len(statements)} statements had committed; the next run resumes "
-                    "after them.",
-                    1,
-                )
             try:
                 self.tracking.fail_progress(self.lock_conn, m.version, exc.message)
             except psycopg.Error:
                 pass
             raise
         finally:
+            self.stepwise_committed = None
             self.executor.reset()
         return self._entry(m, ms, repaired)
 

@@ -34,7 +34,8 @@ def common_argument_spec() -> dict[str, Any]:
         require_rollback=dict(type="bool", default=True),
         # Set by the action plugin: the files of `path`, read and parsed on the controller, as one
         # JSON text (AnsibleModule deep-copies parameters: a list of dicts costs more than the run).
-        _migrations=dict(type="str"),
+        # no_log: the statements may hold an accepted password literal; never in the target's syslog.
+        _migrations=dict(type="str", no_log=True),
         # Set by the action plugin: "plan" runs as in check mode and returns `_needs`, the versions whose
         # statements a real run needs (the action sends only those with their statements).
         _phase=dict(type="str", choices=["plan", "run"], default="run"),
@@ -49,16 +50,25 @@ def require_psycopg(module: AnsibleModule) -> None:
         module.fail_json(msg=missing_required_lib("psycopg"), exception=str(_connection.PSYCOPG_IMPORT_ERROR))
 
 
-def migrations_of(module: AnsibleModule) -> list[Migration] | None:
-    """What the action plugin read on the controller: the parsed files, and the collection's version."""
+def files_of(module: AnsibleModule) -> tuple[list[Migration] | None, list[str]]:
+    """What the action plugin read on the controller: the parsed files, and the password literals their
+    statements hold (to keep out of what the module writes), as ``_migrations`` {"migrations", "hide"}
+    or, run in the controller's worker, as they are. Sets the collection's version too."""
     set_tool_version(module.params.get("_tool_version"))
     given = getattr(module, "tme_migrations", None)  # run in the controller's worker: handed over as they are
     if given is not None:
-        return list(given)
+        return list(given), list(getattr(module, "tme_hide", None) or ())
     if module.params.get("path") and module.params.get("_migrations") is None:
         module.fail_json(msg="the migration files were not read: call this module by its action, not directly")
     data = module.params.get("_migrations")
-    return None if data is None else [Migration.from_dict(d) for d in json.loads(data)]
+    if data is None:
+        return None, []
+    envelope = json.loads(data)
+    return [Migration.from_dict(d) for d in envelope["migrations"]], [str(s) for s in envelope.get("hide") or ()]
+
+
+def migrations_of(module: AnsibleModule) -> list[Migration] | None:
+    return files_of(module)[0]
 
 
 def reference_kwargs(module: AnsibleModule) -> dict[str, Any] | None:
@@ -87,7 +97,7 @@ def _diff(before: list[str], after: list[str], name: str) -> dict[str, str]:
 def run_migration(module: AnsibleModule) -> None:
     require_psycopg(module)
     p = module.params
-    migrations = migrations_of(module)
+    migrations, hidden = files_of(module)
     if migrations is None:
         if p["state"] == "applied":
             module.fail_json(msg="state=applied needs path: a migration file or a directory of them")
@@ -105,6 +115,7 @@ def run_migration(module: AnsibleModule) -> None:
         tracking_schema=p["tracking_schema"],
         tracking_table=p["tracking_table"],
         backup_path=p["backup"],
+        hide=tuple(hidden),
     )
     planning = p["_phase"] == "plan"
     kwargs = _connection.connect_kwargs(p)

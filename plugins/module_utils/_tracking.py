@@ -19,7 +19,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
 from ansible_collections.tme.migrations.plugins.module_utils._model import Migration, Script, Statement, tool_version
 
@@ -121,6 +121,12 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+def _mask(secret: str) -> str:
+    """What replaces a hidden text: a quoted literal as the controller's redaction shows it (``'***'``),
+    a bare value as ``***``."""
+    return "'***'" if len(secret) > 1 and secret.endswith("'") else "***"
+
+
 class Tracking:
     """Reads and writes the tracking tables of one database."""
 
@@ -132,6 +138,25 @@ class Tracking:
         self.progress_ident = sql.Identifier(schema, table + "_progress")
         seed = f"tme.migrations:{schema}.{table}".encode()
         self.lock_key = int.from_bytes(hashlib.sha256(seed).digest()[:8], "big", signed=True)
+        self.hidden: list[str] = []
+
+    def hiding(self, secrets: Iterable[str]) -> Tracking:
+        """Keep these texts out of every message written to the audit and progress tables: the
+        password literals of the migrations (as written, and their content), which PostgreSQL's
+        error and our own quoting of the failing statement would otherwise store. The controller
+        knows them (plugin_utils/_redact.py, pglast); rollback_sql keeps them, it must stay runnable."""
+        self.hidden = sorted({str(s) for s in secrets if s not in (None, "")}, key=len, reverse=True)
+        return self
+
+    def shown(self, text: str | None) -> str | None:
+        """A message as the audit and progress tables keep it: without the hidden texts (longest first,
+        so that a literal goes whole before its content is looked for)."""
+        if text is None:
+            return None
+        for secret in self.hidden:
+            if secret in text:
+                text = text.replace(secret, _mask(secret))
+        return text
 
     @property
     def name(self) -> str:
@@ -419,6 +444,7 @@ class Tracking:
         detail: str | None = None,
     ) -> None:
         """An audit row on its own (autocommit connection): outside any failed transaction."""
+        error, detail = self.shown(error), self.shown(detail)
         conn.execute(
             sql.SQL(
                 "INSERT INTO {} (version, action, outcome, checksum, execution_ms, error, host, tool_version, detail)"
@@ -461,7 +487,7 @@ class Tracking:
                 "checksum": checksum,
                 "host": host,
                 "tool": tool_version(),
-                "detail": detail,
+                "detail": self.shown(detail),
                 "class": classification,
                 "rollback": rollback.executable_sql() if rollback is not None else None,
                 "script": _script_json(rollback),
@@ -492,7 +518,7 @@ class Tracking:
             sql.SQL("UPDATE {} SET status = 'failed', error = %s, updated_at = now() WHERE version = %s").format(
                 self.progress_ident
             ),
-            (error, version),
+            (self.shown(error), version),
         )
 
     def finish_progress(self, conn: Any, version: str) -> None:

@@ -35,6 +35,13 @@ description:
     like) before its tracking row is written by the login role. C(lock_timeout) and C(statement_timeout)
     are set again after each of its statements, so its own C(SET lock_timeout = 0) or C(RESET ALL) does
     not reach its next statement.
+  - A pending migration with an error finding of the session, server-file, role, password or cluster-wide
+    rules (see M(tme.migrations.migration_lint)) that its file's C(-- Allow: rule) header does not accept
+    is refused before anything runs, in check mode too; the message names the file, line and rule, and
+    nothing of the run is applied.
+  - A column default calling a function the controller cannot classify offline is settled from
+    C(pg_proc.provolatile) when the run plans: immutable or stable, the migration can be SAFE (see
+    C(settled) in R(applied,return-applied)); volatile, it stays BREAKING.
   - The checksum covers the SQL's tokens, not its comments or whitespace. Editing the header
     (the C(-- Tested on) or C(-- Description) lines) is not drift, any change to a statement is. Checksums
     recorded by the earlier scheme (the whole forward text) still verify; C(playbooks/setup-tracking.yml)
@@ -228,6 +235,7 @@ applied:
       transactional: true
       execution_ms: 12
       statements: ["ALTER TABLE users ADD COLUMN IF NOT EXISTS feature_x BOOLEAN DEFAULT false"]
+      settled: ["line 3: default app.token() is stable in tme_portal: adding column token rewrites no row"]
 rolled_back:
   description: Migrations rolled back (in check mode, those that would be), newest first, with the SQL run.
   returned: always

@@ -38,6 +38,10 @@ from ansible_collections.tme.migrations.plugins.module_utils import _connection
 from ansible_collections.tme.migrations.plugins.module_utils import _module as _module  # noqa: F401
 
 DIRECT_VAR = "tme_migrations_direct"
+# The modules run this way, imported (compiled: the collection loader keeps no bytecode) once, before the fork.
+DIRECT_MODULES = ("migration", "migration_info", "migration_rehearsal")
+for _name in DIRECT_MODULES:
+    importlib.import_module(f"ansible_collections.tme.migrations.plugins.modules.{_name}")
 
 
 def _interpreter(action: ActionBase, task_vars: dict[str, Any]) -> str | None:
@@ -77,10 +81,12 @@ def run_direct(
     module_args: dict[str, Any],
     task_vars: dict[str, Any],
     migrations: list[Any] | None = None,
+    hide: list[str] | None = None,
 ) -> dict[str, Any]:
     """Run module ``module_name`` (an FQCN of this collection) in this process with ``module_args``;
-    ``migrations`` (parsed on the controller) are handed over as they are, not as JSON. The result is
-    what ``ActionBase._execute_module`` would return for the shipped module."""
+    ``migrations`` (parsed on the controller) and ``hide`` (their password literals) are handed over as
+    they are, not as JSON. The result is what ``ActionBase._execute_module`` would return for the
+    shipped module."""
 
     context = action._shared_loader_obj.module_loader.find_plugin_with_context(
         module_name, collection_list=action._task.collections
@@ -101,6 +107,7 @@ def run_direct(
         """AnsibleModule with its arguments given and its result kept (ansible-core's direct-execution hooks)."""
 
         tme_migrations = migrations  # read by module_utils/_module.py: the parsed files, no JSON
+        tme_hide = hide  # and the password literals their statements hold
 
         def _load_params(self) -> None:
             self.params = args

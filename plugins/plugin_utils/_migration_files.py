@@ -22,7 +22,12 @@ from ansible_collections.tme.migrations.plugins.module_utils._model import Migra
 from ansible_collections.tme.migrations.plugins.plugin_utils._collection import collection_version
 from ansible_collections.tme.migrations.plugins.plugin_utils._direct import run_direct, why_not_direct
 from ansible_collections.tme.migrations.plugins.plugin_utils._parse_cache import load_path_cached
-from ansible_collections.tme.migrations.plugins.plugin_utils._redact import HAS_PGLAST, Redactor
+from ansible_collections.tme.migrations.plugins.plugin_utils._redact import (
+    HAS_PGLAST,
+    Redaction,
+    Redactor,
+    migration_redaction,
+)
 
 display = Display()
 MIGRATIONS_PLACEHOLDER = "(the migrations read on the controller)"  # what module_utils/_module.py echoes
@@ -43,19 +48,14 @@ def resolve_path(action: ActionBase, path: str) -> str:
 def redactor_for(migrations: list[Migration]) -> Redactor:
     """Hides the password literals of the migrations' statements in what the module returns (its
     ``statements`` lists, error messages quoting a statement). The statements sent stay as written."""
-    texts: list[str] = []
-    for m in migrations:
-        texts.extend(s.sql for s in m.forward.statements)
-        if m.rollback is not None:
-            texts.extend(s.sql for s in m.rollback.statements)
-    return Redactor(texts)
+    return Redactor.merged(migration_redaction(m) for m in migrations)
 
 
-def _dumps(migrations: list[Migration], full: set[str] | None = None) -> str:
-    """The migrations as the module's ``_migrations``: with their statements (all, or those in ``full``),
-    the others light (what a plan or a status needs)."""
+def _dumps(migrations: list[Migration], hide: list[str], full: set[str] | None = None) -> str:
+    """The module's ``_migrations``: the migrations with their statements (all, or those in ``full``), the
+    others light (what a plan or a status needs), and the password literals to keep out of the audit rows."""
     chosen = [m if full is None or m.version in full else m.light() for m in migrations]
-    return json.dumps([m.to_dict() for m in chosen], separators=(",", ":"))
+    return json.dumps({"migrations": [m.to_dict() for m in chosen], "hide": hide}, separators=(",", ":"))
 
 
 def _short_invocation(result: dict[str, Any]) -> dict[str, Any]:
@@ -106,21 +106,24 @@ class MigrationFilesAction(ActionBase):
             return result
         full = self._resolve(str(path))
         stats: dict[str, int] = {}
+        redactions: list[Redaction] = []  # found when each file was parsed: kept in the parse cache
         try:
             migrations = load_path_cached(
                 full,
                 tracking_table=str(args.get("tracking_table") or "schema_migrations"),
                 require_rollback=boolean(args.get("require_rollback", self.REQUIRE_ROLLBACK)),
                 stats=stats,
+                redactions=redactions,
             )
         except MigrationError as exc:
             result.update(failed=True, msg=str(exc))
             return result
         args["path"] = full
-        hide = redactor_for(migrations)
+        hide = Redactor.merged(redactions)
+        hidden = [secret for secret, _mask in hide.secrets]
         if direct:
             chosen = [m.light() for m in migrations] if self.STATEMENTS == "none" else migrations
-            direct = run_direct(self, module, {**args, "_migrations": ""}, task_vars or {}, chosen)
+            direct = run_direct(self, module, {**args, "_migrations": ""}, task_vars or {}, chosen, hidden)
             result.update(hide.apply(_short_invocation(direct)))
             return result
         # The module echoes its arguments without the parsed files (see module_utils/_module.py).
@@ -130,16 +133,16 @@ class MigrationFilesAction(ActionBase):
         if self.STATEMENTS == "plan" and args.get("state", "applied") == "applied" and stats.get("parsed") == 0:
             planned = self._execute_module(
                 module_name=module,
-                module_args={**args, "_migrations": _dumps(migrations, set()), "_phase": "plan"},
+                module_args={**args, "_migrations": _dumps(migrations, hidden, set()), "_phase": "plan"},
                 task_vars=task_vars,
             )
             needs = planned.pop("_needs", None)
             if planned.get("failed") or (not needs and not planned.get("changed")):
                 result.update(hide.apply(_short_invocation(planned)))  # nothing to run: the plan is the result
                 return result
-            args["_migrations"] = _dumps(migrations, set(needs or ()))
+            args["_migrations"] = _dumps(migrations, hidden, set(needs or ()))
         else:
-            args["_migrations"] = _dumps(migrations, set() if self.STATEMENTS == "none" else None)
+            args["_migrations"] = _dumps(migrations, hidden, set() if self.STATEMENTS == "none" else None)
         shipped = self._execute_module(module_name=module, module_args=args, task_vars=task_vars)
         result.update(hide.apply(_short_invocation(shipped)))
         return result

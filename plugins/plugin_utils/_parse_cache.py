@@ -25,10 +25,12 @@ from typing import Any
 from ansible_collections.tme.migrations.plugins.module_utils._model import Migration, MigrationError
 from ansible_collections.tme.migrations.plugins.plugin_utils._collection import collection_version
 from ansible_collections.tme.migrations.plugins.plugin_utils._discover import Source, discover_path
+from ansible_collections.tme.migrations.plugins.plugin_utils._redact import Redaction, migration_redaction
 
 # 4: findings carry their acceptance by the file's "-- Allow:" header; 5: add-column-unknown-default names
-# its functions.
-FORMAT = 5
+# its functions; 6: 4 for caches written by a reader that did not mark the acceptance yet; 7: each entry
+# keeps the redaction of its password literals.
+FORMAT = 7
 
 
 def load_source(source: Source, tracking_table: str, require_rollback: bool = False) -> Migration:
@@ -97,6 +99,8 @@ class ParseCache:
         self.entries: dict[str, Any] = {}
         self.dirty = False
         self.parsed = 0  # files parsed afresh (not found unchanged in the cache)
+        # Per version, what hides its password literals (_redact): found once, when the file is parsed.
+        self.redactions: dict[str, Redaction] = {}
         if self.file and os.path.exists(self.file):
             try:
                 with open(self.file, encoding="utf-8") as handle:
@@ -108,12 +112,20 @@ class ParseCache:
 
     def get(self, source: Source, identity: list[list[Any]]) -> Migration | None:
         entry = self.entries.get(source.version)
-        if entry and entry.get("identity") == identity:
+        if entry and entry.get("identity") == identity and "redaction" in entry:
+            replacements, found = entry["redaction"]
+            self.redactions[source.version] = (replacements, found)
             return Migration.from_dict(entry["migration"])
         return None
 
     def put(self, source: Source, identity: list[list[Any]], migration: Migration) -> None:
-        self.entries[source.version] = {"identity": identity, "migration": migration.to_dict()}
+        redaction = migration_redaction(migration)
+        self.redactions[source.version] = redaction
+        self.entries[source.version] = {
+            "identity": identity,
+            "migration": migration.to_dict(),
+            "redaction": list(redaction),
+        }
         self.dirty = True
 
     def load(self, source: Source) -> Migration:
@@ -148,9 +160,11 @@ def load_path_cached(
     tracking_table: str = "schema_migrations",
     require_rollback: bool = True,
     stats: dict[str, int] | None = None,
+    redactions: list[Redaction] | None = None,
 ) -> list[Migration]:
     """``load_path`` with the parse cache: the same migrations, each file parsed only when it changed.
-    ``stats`` (when given) gets ``parsed``: how many were parsed afresh."""
+    ``stats`` (when given) gets ``parsed``: how many were parsed afresh; ``redactions`` (when given), each
+    migration's redaction (_redact.migration_redaction), found when it was parsed."""
     cache = ParseCache(path, tracking_table, cache_dir())
     sources = discover_path(path)
     migrations: list[Migration] = []
@@ -160,6 +174,8 @@ def load_path_cached(
             if require_rollback and migration.rollback is None:
                 raise missing_rollback(source.version, source.forward)
             migrations.append(migration)
+            if redactions is not None:
+                redactions.append(cache.redactions[source.version])
     finally:
         cache.save({s.version for s in sources})  # what parsed is kept, also when a later file fails
         if stats is not None:

@@ -108,6 +108,35 @@ def secrets(sql: str) -> dict[str, str]:
     return found
 
 
+# What hides the password literals of some texts: (text -> its redacted form, secret -> its mask).
+Redaction = tuple[dict[str, str], dict[str, str]]
+
+
+def redaction_of(texts: Iterable[str]) -> Redaction:
+    """The redaction of some SQL texts: each text holding a password literal, with its redacted form
+    (or HIDDEN when the scanner cannot read it), and the literals to hide in any other text."""
+    replacements: dict[str, str] = {}
+    found: dict[str, str] = {}
+    for text in texts:
+        if text in replacements or not _candidate(text):
+            continue
+        spans = secret_spans(text)
+        if spans is None:
+            replacements[text] = HIDDEN
+        elif spans:
+            replacements[text] = redact(text)
+            found.update(secrets(text))
+    return replacements, found
+
+
+def migration_redaction(migration: Any) -> Redaction:
+    """The redaction of a migration's statements, forward and rollback (a _model.Migration)."""
+    texts = [s.sql for s in migration.forward.statements]
+    if migration.rollback is not None:
+        texts.extend(s.sql for s in migration.rollback.statements)
+    return redaction_of(texts)
+
+
 class Redactor:
     """Hides the password literals of some SQL texts wherever they show up in a result.
 
@@ -115,20 +144,22 @@ class Redactor:
     literal (and literal content) those texts hold.
     """
 
-    def __init__(self, texts: Iterable[str]) -> None:
-        self.replacements: dict[str, str] = {}
-        found: dict[str, str] = {}
-        for text in texts:
-            if text in self.replacements or not _candidate(text):
-                continue
-            spans = secret_spans(text)
-            if spans is None:
-                self.replacements[text] = HIDDEN
-            elif spans:
-                self.replacements[text] = redact(text)
-                found.update(secrets(text))
+    def __init__(self, texts: Iterable[str] = ()) -> None:
+        self.replacements, found = redaction_of(texts)
         # Longest first: a literal goes whole before its content is looked for.
         self.secrets = sorted(found.items(), key=lambda item: len(item[0]), reverse=True)
+
+    @classmethod
+    def merged(cls, parts: Iterable[Redaction]) -> Redactor:
+        """One redactor from the redactions of several texts, found before (the parse cache keeps
+        each migration's, so a run over unchanged files scans nothing)."""
+        redactor = cls()
+        found: dict[str, str] = {}
+        for replacements, secrets_found in parts:
+            redactor.replacements.update(replacements)
+            found.update(secrets_found)
+        redactor.secrets = sorted(found.items(), key=lambda item: len(item[0]), reverse=True)
+        return redactor
 
     def __bool__(self) -> bool:
         return bool(self.replacements)

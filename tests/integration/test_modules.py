@@ -159,6 +159,9 @@ def test_failure_after_committed_steps_says_so_and_is_changed(tmp_path: Path, db
     assert "002_steps failed after 2 of 3 statements had committed" in result["msg"]
     assert "nothing of it committed" not in result["msg"]
     assert db.query("SELECT count(*) FROM t") == [(1,)]
+    # The audit row says the same as the result, not "nothing of it committed".
+    (audit,) = db.query("SELECT error FROM schema_migrations_audit WHERE version = '002_steps' AND outcome = 'failed'")
+    assert "002_steps failed after 2 of 3 statements had committed" in audit[0], audit
     (d / "002_steps.sql").write_text(
         "INSERT INTO t VALUES (1);\nCREATE INDEX CONCURRENTLY t_id ON t (id);\nINSERT INTO t VALUES (2);\n"
         "-- ROLLBACK\n-- DROP INDEX CONCURRENTLY t_id;\n"
