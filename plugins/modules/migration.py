@@ -36,12 +36,12 @@ description:
     are set again after each of its statements, so its own C(SET lock_timeout = 0) or C(RESET ALL) does
     not reach its next statement.
   - A pending migration with an error finding of the session, server-file, role, password or cluster-wide
-    rules (see M(tme.migrations.migration_lint)) that its file's C(-- Allow: rule) header does not accept
+    rules (see M(tme.migrations.migration_lint)) that its file's C(-- Allow) header does not accept
     is refused before anything runs, in check mode too; the message names the file, line and rule, and
     nothing of the run is applied.
   - A column default calling a function the controller cannot classify offline is settled from
-    C(pg_proc.provolatile) when the run plans: immutable or stable, the migration can be SAFE (see
-    C(settled) in R(applied,return-applied)); volatile, it stays BREAKING.
+    C(pg_proc.provolatile) when the run plans. An immutable or stable function lets the migration be SAFE
+    (see C(settled) in R(applied,return-applied)); a volatile one keeps it BREAKING.
   - The checksum covers the SQL's tokens, not its comments or whitespace. Editing the header
     (the C(-- Tested on) or C(-- Description) lines) is not drift, any change to a statement is. Checksums
     recorded by the earlier scheme (the whole forward text) still verify; C(playbooks/setup-tracking.yml)

@@ -91,8 +91,8 @@ notes:
     not a known immutable or stable built-in, such as the application's own; its volatility cannot be told
     offline; the finding lists them in C(functions), and in C(defined_here) those the same migration creates).
     C(now()), C(CURRENT_DATE), constants and casts of constants stay SAFE. M(tme.migrations.migration) reads
-    such a function's volatility from C(pg_proc) when it plans: immutable or stable, the finding becomes the
-    info V(add-column-stable-default) there.
+    such a function's volatility from C(pg_proc) when it plans; when immutable or stable, the finding becomes
+    the info V(add-column-stable-default) there.
   - Session changes the engine resets after each migration, severity C(warning) - V(set-role) (C(SET ROLE),
     C(SET SESSION AUTHORIZATION), their C(RESET)), V(set-search-path) (C(SET [LOCAL] search_path),
     C(set_config('search_path', ...))).

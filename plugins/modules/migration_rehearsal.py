@@ -19,7 +19,7 @@ description:
     composite types and policies. Every difference is named. Column order is not compared.
   - A rollback that fails, or does not restore the schema, fails the task. The scratch database is always
     dropped, also on failure. The database it connects to is only read; nothing is recorded anywhere.
-  - A migration with an error finding that its file's C(-- Allow: rule) header does not accept (a cluster-wide
+  - A migration with an error finding that its file's C(-- Allow) header does not accept (a cluster-wide
     statement such as C(ALTER SYSTEM) or C(CREATE ROLE) would change the real server the scratch database
     shares) is refused before the scratch database is made, naming the file, line and rule.
 author:

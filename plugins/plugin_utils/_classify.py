@@ -23,15 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from ansible_collections.tme.migrations.plugins.module_utils._model import BREAKING, SAFE, MigrationError
-from ansible_collections.tme.migrations.plugins.plugin_utils._findings import (  # noqa: F401  (re-exported)
-    ACCEPTABLE_RULES,
-    ERROR,
-    INFO,
-    ROLLBACK_RULES,
-    WARNING,
-    accept,
-    allowed_rules,
-)
+from ansible_collections.tme.migrations.plugins.plugin_utils._findings import ERROR, INFO, ROLLBACK_RULES, WARNING
 from ansible_collections.tme.migrations.plugins.plugin_utils._redact import redact
 from ansible_collections.tme.migrations.plugins.plugin_utils._sqlparse import (
     HAS_PGLAST,

@@ -33,9 +33,8 @@ from ansible.plugins.action import ActionBase
 from ansible.vars.clean import remove_internal_keys
 
 # Imported with the action plugin, which the strategy loads before it forks a worker per host: psycopg,
-# AnsibleModule and the engine are then imported once per run, not once per host.
+# AnsibleModule and the engine (through the modules imported below) once per run, not once per host.
 from ansible_collections.tme.migrations.plugins.module_utils import _connection
-from ansible_collections.tme.migrations.plugins.module_utils import _module as _module  # noqa: F401
 
 DIRECT_VAR = "tme_migrations_direct"
 # The modules run this way, imported (compiled: the collection loader keeps no bytecode) once, before the fork.

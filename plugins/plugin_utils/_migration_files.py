@@ -123,8 +123,8 @@ class MigrationFilesAction(ActionBase):
         hidden = [secret for secret, _mask in hide.secrets]
         if direct:
             chosen = [m.light() for m in migrations] if self.STATEMENTS == "none" else migrations
-            direct = run_direct(self, module, {**args, "_migrations": ""}, task_vars or {}, chosen, hidden)
-            result.update(hide.apply(_short_invocation(direct)))
+            ran = run_direct(self, module, {**args, "_migrations": ""}, task_vars or {}, chosen, hidden)
+            result.update(hide.apply(_short_invocation(ran)))
             return result
         # The module echoes its arguments without the parsed files (see module_utils/_module.py).
         # Plan first only when no file changed since the files were last read here: then the run is most

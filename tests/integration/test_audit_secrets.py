@@ -180,8 +180,9 @@ def test_the_engine_keeps_the_hidden_literals_out_of_audit_and_progress(
     assert any(SECRET in text for text in hidden)
     engine = Engine(db.kwargs, Options())
     engine.tracking.hiding(hidden)
-    with pytest.raises(EngineError) as info, engine:
-        engine.apply(migrations)
+    with pytest.raises(EngineError) as info:
+        with engine:
+            engine.apply(migrations)
     _make, _exists, line, error = CASES[case]
     assert f"001_secret.sql {line}" in info.value.message and error in info.value.message
     rows = _check_database(case, db, role)

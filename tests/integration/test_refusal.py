@@ -73,7 +73,7 @@ def as_superuser(db: Database, migrations: Path) -> dict[str, dict[str, Any]]:
 def test_refused_before_anything_is_applied(db: Database, migrations: Path, role: str, playbook: Any) -> None:
     runs = [playbook(APPLY, hostvars(db, migrations), check=True)]
     # The first real run parses the files and sends everything; the second (files unchanged) plans first.
-    runs += [playbook(APPLY, hostvars(db, migrations)) for _ in range(2)]
+    runs += [playbook(APPLY, hostvars(db, migrations)) for _attempt in range(2)]
     for run in runs:
         result = run.result("Apply migrations")
         assert run.rc != 0 and result["failed"], run.stdout
