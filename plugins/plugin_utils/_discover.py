@@ -113,9 +113,13 @@ def _version_of(name: str) -> str:
     return stem[: -len(".up")] if stem.endswith(".up") else stem
 
 
-def _forwards(directory: str, entries: Iterable[str]) -> dict[str, str]:
-    """version -> role (forward or diesel) of every migration name of a directory."""
-    found = (_classify_entry(directory, entry) for entry in entries)
+def _forwards(
+    directory: str, entries: Iterable[str], classified: dict[str, tuple[str, str, str] | None] | None = None
+) -> dict[str, str]:
+    """version -> role (forward or diesel) of every migration name of a directory (``classified``: the
+    entries' _classify_entry, when known)."""
+    known = classified or {}
+    found = (known[entry] if entry in known else _classify_entry(directory, entry) for entry in entries)
     return {f[0]: f[1] for f in found if f and f[1] != "rollback" and parse_version(f[0]) is not None}
 
 
@@ -143,10 +147,15 @@ def _rollback_of(entry: str, forwards: dict[str, str], plain: dict[int, str]) ->
     return None
 
 
-def _refuse_separate_rollbacks(directory: str, entries: list[str], candidates: Iterable[str]) -> None:
+def _refuse_separate_rollbacks(
+    directory: str,
+    entries: list[str],
+    candidates: Iterable[str],
+    classified: dict[str, tuple[str, str, str] | None] | None = None,
+) -> None:
     """A rollback saved beside its migration under a name the tool does not read is an error: it
     would otherwise be skipped, or worse, applied as a migration of its own."""
-    forwards = _forwards(directory, entries)
+    forwards = _forwards(directory, entries, classified)
     plain = _plain_numbers(forwards)
     for entry in candidates:
         if not _ROLLBACK_WORD_RE.search(entry):
@@ -186,12 +195,13 @@ def discover(directory: str, problems: list[tuple[str, MigrationError]] | None =
     if not os.path.isdir(directory):
         raise MigrationError("not a directory of migrations", directory)
     entries = sorted(os.listdir(directory))
-    _refuse_separate_rollbacks(directory, entries, entries)
+    classified = {entry: _classify_entry(directory, entry) for entry in entries}  # once per entry
+    _refuse_separate_rollbacks(directory, entries, entries, classified)
     forwards: dict[str, str] = {}
     rollbacks: dict[str, str] = {}
     diesel: dict[str, str] = {}
     for entry in entries:
-        found = _classify_entry(directory, entry)
+        found = classified[entry]
         if found is None:
             continue
         version, role, full = found

@@ -89,13 +89,30 @@ def _identity(source: Source) -> list[list[Any]]:
     return identity
 
 
+def _without_statements(data: dict[str, Any]) -> dict[str, Any]:
+    """A cached migration's dict with its scripts' statements left out, each script's transactional
+    hint kept (what ``Script.light`` keeps)."""
+    out = dict(data)
+    for key in ("forward", "rollback"):
+        script = data.get(key)
+        if script is not None:
+            hint = script.get("transactional")
+            if hint is None:
+                hint = all(s.get("transactional", True) for s in script["statements"])
+            out[key] = {"path": script["path"], "statements": [], "transactional": hint}
+    return out
+
+
 class ParseCache:
     """The cached parses of one directory (or file) for one tracking table name."""
 
-    def __init__(self, path: str, tracking_table: str, directory: str | None) -> None:
+    def __init__(self, path: str, tracking_table: str, directory: str | None, statements: bool = True) -> None:
         key = hashlib.sha256(f"{os.path.abspath(path)}\0{tracking_table}".encode()).hexdigest()[:24]
         self.file = os.path.join(directory, key + ".json") if directory else None
         self.tracking_table = tracking_table
+        # False: the migrations found unchanged come without their statements (what they are and their
+        # findings only: the lint), which spares building thousands of statement objects.
+        self.statements = statements
         self.entries: dict[str, Any] = {}
         self.dirty = False
         self.parsed = 0  # files parsed afresh (not found unchanged in the cache)
@@ -115,7 +132,9 @@ class ParseCache:
         if entry and entry.get("identity") == identity and "redaction" in entry:
             replacements, found = entry["redaction"]
             self.redactions[source.version] = (replacements, found)
-            return Migration.from_dict(entry["migration"])
+            return Migration.from_dict(
+                entry["migration"] if self.statements else _without_statements(entry["migration"])
+            )
         return None
 
     def put(self, source: Source, identity: list[list[Any]], migration: Migration) -> None:

@@ -16,6 +16,7 @@ import pytest
 
 from ansible_collections.tme.migrations.plugins.module_utils._model import MigrationError
 from ansible_collections.tme.migrations.plugins.plugin_utils import _files, _parse_cache
+from ansible_collections.tme.migrations.plugins.plugin_utils._lint import lint_path
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples" / "migrations"
@@ -118,3 +119,18 @@ def test_a_warm_run_starts_without_the_parser(tmp_path: Path) -> None:
     warm = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
     assert cold.stdout.split() == ["15", "True"]
     assert warm.stdout.split() == ["15", "False"]
+
+
+def test_the_lint_reads_the_same_from_the_cache(counted: list[str], tmp_path: Path) -> None:
+    """The lint takes cached migrations without their statements: its report is the fresh read's."""
+    migrations = copy_examples(tmp_path)
+    (migrations / "016_idx.sql").write_text(
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_x ON users (email);\n"
+        "-- ROLLBACK\n-- DROP INDEX CONCURRENTLY idx_x;\n"
+    )
+    cold = lint_path(str(migrations))
+    assert len(counted) == 16
+    warm = lint_path(str(migrations))
+    assert len(counted) == 16  # nothing parsed again
+    assert warm == cold
+    assert [e["transactional"] for e in warm["migrations"]][-1] is False
