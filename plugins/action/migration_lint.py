@@ -9,9 +9,9 @@ from typing import Any
 
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.tme.migrations.plugins.plugin_utils._files import HAS_PGLAST
 from ansible_collections.tme.migrations.plugins.plugin_utils._lint import FAIL_ON, failing, lint_path, render
-from ansible_collections.tme.migrations.plugins.plugin_utils._migration_files import resolve_path
+from ansible_collections.tme.migrations.plugins.plugin_utils._paths import resolve_path
+from ansible_collections.tme.migrations.plugins.plugin_utils._redact import HAS_PGLAST
 
 _SPEC = {
     "path": {"type": "path", "required": True},

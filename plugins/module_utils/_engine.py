@@ -597,7 +597,7 @@ class Engine:
         else:
             done = ", ".join(str(e["version"]) for e in self.report.applied)
             before = f"Committed before it in this run: {done}." if done else "Nothing was applied before it."
-            if self.stepwise_committed is not None:  # a migration run in steps: those before this one stay
+            if self.stepwise_committed and self.stepwise_committed[0]:  # run in steps: those before this one stay
                 steps_done, steps_all = self.stepwise_committed
                 lines.append(
                     f"{m.version} failed after {steps_done} of {steps_all} statements had committed; the next "

@@ -34,11 +34,12 @@ SAFE = "SAFE"
 BREAKING = "BREAKING"
 ERROR = "error"  # a finding's severity: the migration must not run as written
 
-# The error findings an apply or a rehearsal refuses to run unless the file's "-- Allow: rule" header
+# The rules whose error findings an apply or a rehearsal refuses to run unless the file's "-- Allow: rule" header
 # accepts them (the reader marks accepted ones, see plugin_utils/_files.py): what a migration must not do
 # on a shared server, and the only rules an "-- Allow:" header can accept (plugin_utils/_findings.py uses
 # this list). Other errors are the reader's (missing-rollback, governed by require_rollback, and
-# rollback-syntax, refused on its own) or fail in PostgreSQL itself at their line.
+# rollback-syntax, refused on its own) or fail in PostgreSQL itself at their line. set-role and
+# set-search-path are warnings (the engine resets the session), so never refused, but acceptable.
 REFUSED_RULES = frozenset(
     {
         "set-role",
@@ -263,7 +264,7 @@ def refusal_message(migrations: list[Migration], outcome: str) -> str | None:
     lines = [refusal(m, f) for m, f in refused]
     summary = (
         f"{outcome}: {', '.join(versions)} {'has' if len(versions) == 1 else 'have'} error findings that must not run "
-        "unreviewed (the lint fails on them too); fix the SQL, or accept each deliberately with a header line "
+        "unreviewed; fix the SQL, or accept each deliberately with a header line "
         "'-- Allow: rule, ...' in its file"
     )
     return "\n".join([lines[0], summary, *lines[1:]])

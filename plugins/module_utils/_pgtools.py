@@ -23,6 +23,40 @@ class ToolError(Exception):
     """A client program failed; the message names the program and the target, never the password."""
 
 
+# libpq's connection keywords and the environment variables that set them (PostgreSQL's "Environment
+# Variables" chapter), but for those PgTools passes itself (host, port, user, dbname, password) and
+# application_name (the programs keep their own names: "tme.migrations" sessions are the engine's).
+LIBPQ_ENV = {
+    "hostaddr": "PGHOSTADDR",
+    "passfile": "PGPASSFILE",
+    "channel_binding": "PGCHANNELBINDING",
+    "service": "PGSERVICE",
+    "options": "PGOPTIONS",
+    "sslmode": "PGSSLMODE",
+    "sslnegotiation": "PGSSLNEGOTIATION",
+    "sslcompression": "PGSSLCOMPRESSION",
+    "sslcert": "PGSSLCERT",
+    "sslkey": "PGSSLKEY",
+    "sslcertmode": "PGSSLCERTMODE",
+    "sslrootcert": "PGSSLROOTCERT",
+    "sslcrl": "PGSSLCRL",
+    "sslcrldir": "PGSSLCRLDIR",
+    "sslsni": "PGSSLSNI",
+    "requirepeer": "PGREQUIREPEER",
+    "require_auth": "PGREQUIREAUTH",
+    "ssl_min_protocol_version": "PGSSLMINPROTOCOLVERSION",
+    "ssl_max_protocol_version": "PGSSLMAXPROTOCOLVERSION",
+    "gssencmode": "PGGSSENCMODE",
+    "krbsrvname": "PGKRBSRVNAME",
+    "gsslib": "PGGSSLIB",
+    "gssdelegation": "PGGSSDELEGATION",
+    "connect_timeout": "PGCONNECT_TIMEOUT",
+    "client_encoding": "PGCLIENTENCODING",
+    "target_session_attrs": "PGTARGETSESSIONATTRS",
+    "load_balance_hosts": "PGLOADBALANCEHOSTS",
+}
+
+
 @dataclass
 class PgTools:
     """How to reach one database with PostgreSQL's client programs."""
@@ -45,7 +79,11 @@ class PgTools:
         # Without the container: its client programs use its local socket, not its network address
         # (which connect_kwargs would read with docker inspect).
         kwargs = connect_kwargs({**params, "container": None})
-        ssl = {"PGSSLMODE": kwargs.get("sslmode"), "PGSSLROOTCERT": kwargs.get("sslrootcert")}
+        # Every other libpq keyword psycopg connects with (connect_params: hostaddr, service, sslcert,
+        # options, ...) goes to the programs as its PG* environment variable, so that they reach the
+        # same server the same way. Keywords libpq has no variable for (keepalives, ...) change nothing
+        # of where the programs connect.
+        extra = {LIBPQ_ENV[k]: v for k, v in kwargs.items() if k in LIBPQ_ENV and v not in (None, "")}
         password = kwargs.get("password")
         port = kwargs.get("port")
         return cls(
@@ -57,7 +95,7 @@ class PgTools:
             bin_dir=params.get("pg_bin_dir"),
             container=params.get("container"),
             docker_bin=params.get("docker_bin") or "docker",
-            extra_env={k: str(v) for k, v in ssl.items() if v},
+            extra_env={k: str(v) for k, v in extra.items()},
         )
 
     def on(self, dbname: str) -> PgTools:

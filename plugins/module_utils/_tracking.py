@@ -145,7 +145,8 @@ class Tracking:
         password literals of the migrations (as written, and their content), which PostgreSQL's
         error and our own quoting of the failing statement would otherwise store. The controller
         knows them (plugin_utils/_redact.py, pglast); rollback_sql keeps them, it must stay runnable."""
-        self.hidden = sorted({str(s) for s in secrets if s not in (None, "")}, key=len, reverse=True)
+        # An empty literal ('') or one or two characters would mask harmless text everywhere.
+        self.hidden = sorted({str(s) for s in secrets if s is not None and len(str(s)) >= 3}, key=len, reverse=True)
         return self
 
     def shown(self, text: str | None) -> str | None:

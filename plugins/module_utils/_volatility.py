@@ -55,10 +55,16 @@ def _lookup(conn: Any, name: str, cache: dict[str, str | None]) -> str | None:
     return cache[name]
 
 
+# Statements that can make a function of that name other than the catalog shows it now: created or
+# replaced, altered (ALTER FUNCTION ... VOLATILE), renamed, moved to another schema, dropped.
+_TOUCHING = ("CreateFunctionStmt", "AlterFunctionStmt", "RenameStmt", "AlterObjectSchemaStmt", "DropStmt")
+
+
 def _defined_earlier(name: str, earlier: list[Migration]) -> bool:
-    """Whether a migration run before this one (its statements sent) creates or replaces a function of that name."""
+    """Whether a migration run before this one, or this one (their statements sent), creates, alters,
+    renames, moves or drops something of that name: then pg_proc does not say what the default will call."""
     bare = _bare(name).lower()
-    return any(s.kind == "CreateFunctionStmt" and bare in s.sql.lower() for m in earlier for s in m.forward.statements)
+    return any(s.kind in _TOUCHING and bare in s.sql.lower() for m in earlier for s in m.forward.statements)
 
 
 def _column(finding: dict[str, Any]) -> str:
@@ -77,7 +83,7 @@ def _settle_one(
             finding.get("rule") != UNKNOWN
             or not functions
             or finding.get("defined_here")
-            or any(_defined_earlier(f, earlier) for f in functions)
+            or any(_defined_earlier(f, [*earlier, m]) for f in functions)
         ):
             findings.append(finding)
             continue

@@ -235,7 +235,9 @@ applied:
       transactional: true
       execution_ms: 12
       statements: ["ALTER TABLE users ADD COLUMN IF NOT EXISTS feature_x BOOLEAN DEFAULT false"]
-      settled: ["line 3: default app.token() is stable in tme_portal: adding column token rewrites no row"]
+      settled:
+        - "line 3: default app.token() is stable in tme_portal: no table rewrite"
+        - "SAFE in tme_portal for this run: nothing else makes it BREAKING"
 rolled_back:
   description: Migrations rolled back (in check mode, those that would be), newest first, with the SQL run.
   returned: always

@@ -71,6 +71,8 @@ options:
   ignore_rules:
     description:
       - Rule names (see RV(migrations[].findings[].rule)) to leave out of the report.
+      - This affects the lint only. M(tme.migrations.migration) and M(tme.migrations.migration_rehearsal) still
+        refuse a migration with an unaccepted error finding; only its file's C(-- Allow) header accepts one.
     type: list
     elements: str
     default: []
@@ -116,7 +118,7 @@ notes:
   - "A header line C(-- Allow: cluster-wide, password-literal) among the file's leading comments accepts those
     rules for that migration; the findings stay in the report with severity C(info) and C(accepted=true), and no
     longer fail the lint. Adding the header to an applied migration is no drift (comments do not count).
-    O(ignore_rules) drops rules from the whole report instead."
+    O(ignore_rules) drops rules from the whole report instead, but not from what the apply refuses."
   - Password literals are never shown - findings, RV(summary_lines) and the statements and messages other
     modules of the collection return carry C('***') in their place; the SQL itself runs as written.
   - Notes, severity C(info), shown in the summary - V(same-number) (files sharing a date number, the

@@ -20,14 +20,15 @@ Controller only.
 from __future__ import annotations
 
 import importlib
+import io
 import json
 import os
 import sys
+import traceback
 from typing import Any
 
 from ansible.module_utils import basic
 from ansible.module_utils.common import json as _json
-from ansible.module_utils.common import warnings as module_warnings
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 from ansible.vars.clean import remove_internal_keys
@@ -43,21 +44,33 @@ for _name in DIRECT_MODULES:
     importlib.import_module(f"ansible_collections.tme.migrations.plugins.modules.{_name}")
 
 
-def _interpreter(action: ActionBase, task_vars: dict[str, Any]) -> str | None:
-    value = task_vars.get("ansible_python_interpreter")
-    if not isinstance(value, str) or not value:
-        return None
-    if "{{" in value or "{%" in value:
+def _templated(action: ActionBase, value: Any) -> Any:
+    """A variable's value as the task sees it (task_vars hold them untemplated); None when it cannot be."""
+    if isinstance(value, str) and ("{{" in value or "{%" in value):
         try:
-            value = action._templar.template(value)
+            return action._templar.template(value)
         except Exception:  # pylint: disable=broad-exception-caught  # an untemplatable value: not eligible
             return None
-    return value if isinstance(value, str) else None
+    return value
+
+
+def _target_vars(action: ActionBase, task_vars: dict[str, Any]) -> dict[str, Any] | None:
+    """The variables of the host the module runs on: the delegated host's under delegate_to (its
+    interpreter is the one a shipped module would use), else the task's; None when unknown."""
+    delegated = action._task.delegate_to
+    if not delegated:
+        return task_vars
+    found = (task_vars.get("ansible_delegated_vars") or {}).get(delegated)
+    return found if isinstance(found, dict) else None
 
 
 def why_not_direct(action: ActionBase, task_vars: dict[str, Any]) -> str:
     """Empty when the task's module may run in this worker; otherwise the reason it may not."""
-    if not boolean(task_vars.get(DIRECT_VAR, True), strict=False):
+    target = _target_vars(action, task_vars)
+    if target is None:
+        return "the variables of the host it is delegated to are not known here"
+    wanted = _templated(action, target.get(DIRECT_VAR, task_vars.get(DIRECT_VAR, True)))
+    if wanted is None or not boolean(wanted, strict=False):
         return f"{DIRECT_VAR} is false"
     transport = getattr(action._connection, "_load_name", "") or getattr(action._connection, "transport", "")
     if transport not in ("local", "ansible.builtin.local"):
@@ -66,8 +79,8 @@ def why_not_direct(action: ActionBase, task_vars: dict[str, Any]) -> str:
         return "become is set"
     if action._task.async_val:
         return "the task is async"
-    interpreter = _interpreter(action, task_vars)
-    if interpreter is None or os.path.abspath(interpreter) != os.path.abspath(sys.executable):
+    interpreter = _templated(action, target.get("ansible_python_interpreter"))
+    if not isinstance(interpreter, str) or os.path.abspath(interpreter) != os.path.abspath(sys.executable):
         return "the module's interpreter is not the Python running the playbook"
     if not _connection.HAS_PSYCOPG:
         return "psycopg is not importable here"
@@ -101,6 +114,7 @@ def run_direct(
     encoded = json.dumps(given, cls=_json.get_module_encoder("legacy", _json.Direction.CONTROLLER_TO_MODULE))
     args = json.loads(encoded, cls=_json.get_module_decoder("legacy", _json.Direction.CONTROLLER_TO_MODULE))
     recorded: list[str] = []
+    warned: list[str] = []
 
     class DirectModule(basic.AnsibleModule):
         """AnsibleModule with its arguments given and its result kept (ansible-core's direct-execution hooks)."""
@@ -111,7 +125,14 @@ def run_direct(
         def _load_params(self) -> None:
             self.params = args
 
+        def warn(self, warning: str, *args: Any, **kwargs: Any) -> None:
+            # On the controller AnsibleModule.warn would print at once; a shipped module returns its
+            # warnings in the result, which the action redacts: keep them for the result.
+            warned.append(str(warning))
+
         def _record_module_result(self, o: dict[str, Any]) -> None:
+            if warned:
+                o["warnings"] = list(o.get("warnings") or []) + warned
             encoder = _json.get_module_encoder("legacy", _json.Direction.MODULE_TO_CONTROLLER)
             recorded.append(json.dumps(o, cls=encoder))
 
@@ -119,15 +140,24 @@ def run_direct(
     action._compute_environment_string(environment)
     saved_environ = dict(os.environ)
     saved_module_class = getattr(module, "AnsibleModule", None)
-    module_warnings._global_warnings.clear()  # this worker's: the module's own start from none
-    module_warnings._global_deprecations.clear()
-    os.environ.update({k: str(v) for k, v in environment.items()})
+    saved_streams = (sys.stdout, sys.stderr)
     module.AnsibleModule = DirectModule  # type: ignore[attr-defined]
     try:
+        os.environ.update({k: str(v) for k, v in environment.items()})
+        # What a shipped module prints beside its result is dropped; here it would reach the worker's
+        # streams, unredacted.
+        sys.stdout, sys.stderr = io.StringIO(), io.StringIO()
         module.main()
     except SystemExit:
         pass  # exit_json / fail_json
+    except Exception as exc:  # pylint: disable=broad-exception-caught  # reported like a shipped module's crash
+        return {
+            "failed": True,
+            "msg": f"module {module_name} failed: {type(exc).__name__}: {exc}",
+            "exception": traceback.format_exc(),
+        }
     finally:
+        sys.stdout, sys.stderr = saved_streams
         module.AnsibleModule = saved_module_class  # type: ignore[attr-defined]
         os.environ.clear()
         os.environ.update(saved_environ)

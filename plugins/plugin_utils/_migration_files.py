@@ -10,10 +10,8 @@ runs, the parsed migrations: no copy step, and the database host needs no parser
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
-from ansible.errors import AnsibleError
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
@@ -22,6 +20,7 @@ from ansible_collections.tme.migrations.plugins.module_utils._model import Migra
 from ansible_collections.tme.migrations.plugins.plugin_utils._collection import collection_version
 from ansible_collections.tme.migrations.plugins.plugin_utils._direct import run_direct, why_not_direct
 from ansible_collections.tme.migrations.plugins.plugin_utils._parse_cache import load_path_cached
+from ansible_collections.tme.migrations.plugins.plugin_utils._paths import resolve_path
 from ansible_collections.tme.migrations.plugins.plugin_utils._redact import (
     HAS_PGLAST,
     Redaction,
@@ -31,18 +30,6 @@ from ansible_collections.tme.migrations.plugins.plugin_utils._redact import (
 
 display = Display()
 MIGRATIONS_PLACEHOLDER = "(the migrations read on the controller)"  # what module_utils/_module.py echoes
-
-
-def resolve_path(action: ActionBase, path: str) -> str:
-    """A controller path as the task gave it: absolute, in the role's or playbook's files/, or
-    relative to the playbook."""
-    path = os.path.expanduser(path)
-    if os.path.isabs(path):
-        return path
-    try:
-        return str(action._find_needle("files", path))
-    except AnsibleError:
-        return os.path.join(action._loader.get_basedir(), path)
 
 
 def redactor_for(migrations: list[Migration]) -> Redactor:

@@ -122,20 +122,23 @@ class ParseCache:
             try:
                 with open(self.file, encoding="utf-8") as handle:
                     data = json.load(handle)
-                if data.get("stamp") == _stamp():
-                    self.entries = data.get("entries") or {}
+                if isinstance(data, dict) and data.get("stamp") == _stamp() and isinstance(data.get("entries"), dict):
+                    self.entries = data["entries"]
             except (OSError, ValueError):
                 self.entries = {}  # unreadable: parsed afresh and rewritten
 
     def get(self, source: Source, identity: list[list[Any]]) -> Migration | None:
         entry = self.entries.get(source.version)
-        if entry and entry.get("identity") == identity and "redaction" in entry:
+        if not isinstance(entry, dict) or entry.get("identity") != identity:
+            return None
+        try:
             replacements, found = entry["redaction"]
-            self.redactions[source.version] = (replacements, found)
-            return Migration.from_dict(
-                entry["migration"] if self.statements else _without_statements(entry["migration"])
-            )
-        return None
+            data = entry["migration"] if self.statements else _without_statements(entry["migration"])
+            migration = Migration.from_dict(data)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return None  # an entry of another shape (damaged, hand-edited): parsed afresh and rewritten
+        self.redactions[source.version] = (dict(replacements), dict(found))
+        return migration
 
     def put(self, source: Source, identity: list[list[Any]], migration: Migration) -> None:
         redaction = migration_redaction(migration)

@@ -134,3 +134,50 @@ def _diff(a: Any, b: Any, where: str = "") -> list[str]:
     if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
         return [d for i, (x, y) in enumerate(zip(a, b)) for d in _diff(x, y, f"{where}[{i}]")]
     return [] if a == b else [f"{where}: {a!r} != {b!r}"]
+
+
+def test_delegated_and_templated(tmp_path: Path, db: Database, migrations_dir: Path) -> None:
+    """Under delegate_to, the delegated host's interpreter decides (as for a shipped module), and a
+    templated tme_migrations_direct is read as templated."""
+    inventory = tmp_path / "inv.yml"
+    inventory.write_text(
+        "all:\n  hosts:\n"
+        "    app:\n"  # a host never connected to: the task is delegated
+        "      ansible_connection: ssh\n      ansible_host: 127.0.0.1\n      ansible_port: 1\n"
+        "      ansible_python_interpreter: /nonexistent/python3\n"
+        "    localhost:\n      ansible_connection: local\n"
+        f"      ansible_python_interpreter: {sys.executable}\n"
+    )
+    play = tmp_path / "info.yml"
+    play.write_text(
+        INFO.replace("hosts: db", "hosts: app").replace(
+            "      tme.migrations.migration_info:", "      delegate_to: localhost\n      tme.migrations.migration_info:"
+        )
+    )
+    argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-vvv", "-i", str(inventory), str(play)]
+    for key, value in hostvars(db, migrations_dir)["db"].items():
+        argv += ["-e", f"{key}={value}"]
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
+    run = subprocess.run(argv, env=env, capture_output=True, text=True, check=False, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "migration_info: runs in this worker (direct)" in run.stdout
+
+    off = subprocess.run(
+        [*argv, "-e", "want=false", "-e", "tme_migrations_direct={{ want }}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert off.returncode == 0, off.stdout + off.stderr
+    assert "runs as a shipped module (tme_migrations_direct is false)" in off.stdout
+    on = subprocess.run(
+        [*argv, "-e", "want=true", "-e", "tme_migrations_direct={{ want }}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert on.returncode == 0 and "runs in this worker (direct)" in on.stdout, on.stdout

@@ -108,6 +108,26 @@ def test_a_function_the_migration_replaces_is_not_read_from_the_catalog(prepared
     assert report.applied == [] and [w["version"] for w in report.waiting] == ["001_replace"]
 
 
+@pytest.mark.parametrize("same_file", [False, True], ids=["earlier-migration", "same-migration"])
+def test_a_function_altered_before_the_default_is_not_read_from_the_catalog(
+    prepared: Database, tmp_path: Path, same_file: bool
+) -> None:
+    """ALTER FUNCTION ... VOLATILE (earlier in the run, or in the same file) before the column's default:
+    pg_proc still says stable, but the default will call a volatile function, so it stays held."""
+    d = tmp_path / "m"
+    alter = "ALTER FUNCTION stable_token() VOLATILE;"
+    column = "ALTER TABLE accounts ADD COLUMN token text DEFAULT stable_token();"
+    if same_file:
+        write(d, "001_both.sql", f"{alter}\n{column}")
+    else:
+        write(d, "001_alter.sql", alter)
+        write(d, "002_column.sql", column)
+    report = apply_safe(prepared, d)
+    held = [w["version"] for w in report.waiting]
+    assert held == (["001_both"] if same_file else ["002_column"]), report.as_dict()
+    assert "token" not in [c for (c,) in prepared.query("SELECT column_name FROM information_schema.columns")]
+
+
 APPLY_SAFE = (
     """
 - name: Apply safe

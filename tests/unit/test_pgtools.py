@@ -82,6 +82,40 @@ def test_connect_params_take_precedence_for_the_target_too() -> None:
     assert tools.argv("psql", [])[1:8] == ["-h", "db.internal", "-p", "5433", "-U", "other", "-w"]
 
 
+def test_other_connect_params_reach_the_programs_as_libpq_variables() -> None:
+    """hostaddr, service, a client certificate, options: pg_dump and psql must reach the server the module's
+    connection reaches, the same way (as PG* variables: nothing of them on the command line)."""
+    given = params(
+        connect_params={
+            "hostaddr": "10.0.0.7",
+            "service": "tme",
+            "sslcert": "/etc/tme/client.crt",
+            "sslkey": "/etc/tme/client.key",
+            "options": "-c search_path=app",
+            "target_session_attrs": "read-write",
+            "keepalives": 1,
+        },
+        ssl_mode="verify-full",
+        ca_cert="/etc/tme/ca.crt",
+    )
+    env = PgTools.from_params(given).env()
+    assert {k: env.get(k) for k in ("PGHOSTADDR", "PGSERVICE", "PGSSLCERT", "PGSSLKEY", "PGOPTIONS")} == {
+        "PGHOSTADDR": "10.0.0.7",
+        "PGSERVICE": "tme",
+        "PGSSLCERT": "/etc/tme/client.crt",
+        "PGSSLKEY": "/etc/tme/client.key",
+        "PGOPTIONS": "-c search_path=app",
+    }
+    assert (env["PGTARGETSESSIONATTRS"], env["PGSSLMODE"], env["PGSSLROOTCERT"]) == (
+        "read-write",
+        "verify-full",
+        "/etc/tme/ca.crt",
+    )
+    assert "PGAPPNAME" not in env or env["PGAPPNAME"] == os.environ.get("PGAPPNAME")
+    argv = " ".join(PgTools.from_params(given).argv("pg_dump", []))
+    assert "10.0.0.7" not in argv and "client.key" not in argv
+
+
 def test_in_a_container_the_password_is_passed_by_name_and_docker_inspect_is_not_run(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
