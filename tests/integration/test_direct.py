@@ -72,6 +72,15 @@ def test_same_results_both_ways(playbook: Any, db: Database, db2: Database, migr
     assert "region" not in [c for (c,) in db.query("SELECT column_name FROM information_schema.columns")]
     (migrations_dir / "016_bad.sql").unlink()
 
+    # A row no file accounts for: a warning, kept in the result both ways (where the action redacts it).
+    for d in (db, db2):
+        d.query("INSERT INTO schema_migrations (version) VALUES ('999_by_hand') RETURNING version")
+    direct, shipped = both_ways(playbook, APPLY, db, db2, migrations_dir, extravars={"state": "tracked"})
+    assert direct == shipped, _diff(direct, shipped)
+    assert any("999_by_hand" in w for w in direct["Apply migrations"].get("warnings", [])), direct
+    for d in (db, db2):
+        d.query("DELETE FROM schema_migrations WHERE version = '999_by_hand' RETURNING version")
+
     # A rollback of one step, and a wrong argument (the argument spec's own message).
     direct, shipped = both_ways(playbook, APPLY, db, db2, migrations_dir, extravars={"state": "rolled_back"})
     assert direct == shipped, _diff(direct, shipped)
