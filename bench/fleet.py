@@ -7,7 +7,9 @@ Prints, as medians of --rounds rounds, each on fresh databases of a private bund
 
 * one database (one host) through ansible-playbook;
 * the fleet with forks=10 (--forks) and with forks=1;
-* the ratio fleet(forks=10) / one database. Goal: at most 4.
+* the ratio fleet(forks=10) / one database. Goal: at most 4;
+* for scale, what Ansible itself costs over the same hosts and forks: a `debug` task (no module) and
+  an `ansible.builtin.ping` task (the smallest shipped module), once.
 
 The playbook is what a fleet inventory runs: `tme.migrations.migration` per host, connection
 options through `module_defaults` and the `connection_options` filter, as the shipped playbooks do.
@@ -107,6 +109,15 @@ def main() -> int:
                     f"{wide[-1]:.2f} s, forks=1 {narrow[-1]:.2f} s",
                     flush=True,
                 )
+            inv = inventory(root / "floor.json", server.port, [f"floor_{i}" for i in range(args.hosts)])
+            floors: dict[str, float] = {}
+            for name, task in (("debug", "ansible.builtin.debug:\n        msg: hi"), ("ping", "ansible.builtin.ping:")):
+                floor = root / f"{name}.yml"
+                floor.write_text(
+                    "- name: Floor\n  hosts: fleet\n  gather_facts: false\n  tasks:\n"
+                    f"    - name: {name}\n      {task}\n"
+                )
+                floors[name] = timed(lambda floor=floor, inv=inv: play(floor, inv, args.forks, env))
     one, fleet, serial = (statistics.median(x) for x in (single, wide, narrow))
     ratio = fleet / one
     files = len([p for p in EXAMPLES.glob("[0-9]*.sql") if not p.name.endswith(".rollback.sql")])
@@ -115,6 +126,10 @@ def main() -> int:
     print(f"  fleet, forks={args.forks:<3}        {fleet:6.2f} s   ratio {ratio:.2f} (goal <= {GOAL:g})")
     print(f"  fleet, forks=1           {serial:6.2f} s   ratio {serial / one:.2f}")
     print(f"  goal {'met' if ratio <= GOAL else 'NOT met'}")
+    print(
+        f"  Ansible alone over the same {args.hosts} hosts, forks={args.forks}: a debug task {floors['debug']:.2f} s,"
+        f" an ansible.builtin.ping task {floors['ping']:.2f} s"
+    )
     return 0
 
 
