@@ -167,26 +167,13 @@ def test_delegated_and_templated(tmp_path: Path, db: Database, migrations_dir: P
     for key, value in hostvars(db, migrations_dir)["db"].items():
         argv += ["-e", f"{key}={value}"]
     env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
-    run = subprocess.run(argv, env=env, capture_output=True, text=True, check=False, timeout=300)
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert "migration_info: runs in this worker (direct)" in run.stdout
 
-    off = subprocess.run(
-        [*argv, "-e", "want=false", "-e", "tme_migrations_direct={{ want }}"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
-    assert off.returncode == 0, off.stdout + off.stderr
-    assert "runs as a shipped module (tme_migrations_direct is false)" in off.stdout
-    on = subprocess.run(
-        [*argv, "-e", "want=true", "-e", "tme_migrations_direct={{ want }}"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
-    assert on.returncode == 0 and "runs in this worker (direct)" in on.stdout, on.stdout
+    def ran(*extra: str) -> str:
+        done = subprocess.run([*argv, *extra], env=env, capture_output=True, text=True, check=False, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    assert "migration_info: runs in this worker (direct)" in ran()
+    templated = ("-e", "tme_migrations_direct={{ want }}")
+    assert "runs as a shipped module (tme_migrations_direct is false)" in ran("-e", "want=false", *templated)
+    assert "runs in this worker (direct)" in ran("-e", "want=true", *templated)
