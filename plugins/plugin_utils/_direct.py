@@ -125,7 +125,7 @@ def run_direct(
         def _load_params(self) -> None:
             self.params = args
 
-        def warn(self, warning: str, *args: Any, **kwargs: Any) -> None:
+        def warn(self, warning: str, *_args: Any, **_kwargs: Any) -> None:
             # On the controller AnsibleModule.warn would print at once; a shipped module returns its
             # warnings in the result, which the action redacts: keep them for the result.
             warned.append(str(warning))
