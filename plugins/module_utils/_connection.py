@@ -24,6 +24,9 @@ except ImportError as _exc:  # pragma: no cover - reported by the module
     PSYCOPG_IMPORT_ERROR = _exc
 
 APPLICATION_NAME = "tme.migrations"
+# What psycopg raises for anything the server or the connection did (AdminShutdown, a lost connection,
+# ...): the modules report it as a failure naming the target, never as a crash.
+DatabaseError: type[Exception] = psycopg.Error if HAS_PSYCOPG else ConnectionError
 
 
 def connection_argument_spec() -> dict[str, Any]:

@@ -120,8 +120,9 @@ def run_migration(module: AnsibleModule) -> None:
     planning = p["_phase"] == "plan"
     kwargs = _connection.connect_kwargs(p)
     target = _connection.describe(kwargs)
+    engine = Engine(kwargs, options, check_mode=module.check_mode or planning)
     try:
-        with Engine(kwargs, options, check_mode=module.check_mode or planning) as engine:
+        with engine:
             if p["state"] == "tracked":
                 report = engine.setup(migrations if p.get("path") else None)
             elif p["state"] == "applied":
@@ -141,6 +142,17 @@ def run_migration(module: AnsibleModule) -> None:
         module.fail_json(msg=message, invocation=invocation(module), **details)
     except (ConnectionError, TimeoutError, RuntimeError) as exc:
         module.fail_json(msg=f"{target}: {exc}", changed=False, invocation=invocation(module))
+    except _connection.DatabaseError as exc:  # outside a migration (the server stopped, the connection lost)
+        details = engine.report.as_dict()
+        details["changed"] = bool(engine.report.changed and not module.check_mode)
+        done = ", ".join(str(e["version"]) for e in engine.report.applied)
+        committed = f"committed in this run: {done}" if done else "nothing was applied in this run"
+        module.fail_json(
+            msg=f"{target}: {_connection.scrub(str(exc).strip(), kwargs.get('password'))} "
+            f"({type(exc).__name__}); {committed}",
+            invocation=invocation(module),
+            **details,
+        )
     for warning in report.warnings:
         module.warn(warning)
     result = report.as_dict()
@@ -172,6 +184,11 @@ def run_info(module: AnsibleModule) -> None:
                 reference_rows = tracking.applied(conn)
     except ConnectionError as exc:
         module.fail_json(msg=str(exc), invocation=invocation(module))
+    except _connection.DatabaseError as exc:  # the server stopped, the connection lost
+        module.fail_json(
+            msg=f"{target}: {_connection.scrub(str(exc).strip(), kwargs.get('password'))} ({type(exc).__name__})",
+            invocation=invocation(module),
+        )
     entries = migration_status(migrations, applied, progress, active)
     result: dict[str, Any] = {
         "changed": False,
