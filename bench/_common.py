@@ -177,9 +177,23 @@ def dbmate_up_argv(binary: Path, directory: Path) -> list[str]:
 
 
 # -- Ansible --------------------------------------------------------------------------------------
+def bytecode_note() -> str:
+    """What the header says of Python's bytecode cache in the tools' environment (see ansible_env)."""
+    if "PYTHONDONTWRITEBYTECODE" in os.environ:
+        return "Python bytecode cache on for the tools measured (PYTHONDONTWRITEBYTECODE of this shell dropped)"
+    return "Python bytecode cache on (Python's default)"
+
+
 def ansible_env(password: str) -> dict[str, str]:
-    """The repository's ansible.cfg (collection from the checkout); the module reads PGPASSWORD."""
-    return dict(os.environ, PGPASSWORD=password, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
+    """The repository's ansible.cfg (collection from the checkout); the module reads PGPASSWORD.
+
+    Without PYTHONDONTWRITEBYTECODE: the tools run as on a user's machine, where Python keeps the
+    bytecode of what it imports (the warm-up round writes it); a shell that sets it would make every
+    run compile tools/lint.py's imports again. Ansible's collection loader compiles the collection's
+    plugins at every start either way."""
+    env = dict(os.environ, PGPASSWORD=password, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
 
 
 def ansible_playbook_argv(playbook: Path) -> list[str]:

@@ -43,6 +43,7 @@ from _common import (
     LocalPostgres,
     ansible_env,
     ansible_playbook_argv,
+    bytecode_note,
     dbmate_env,
     dbmate_up_argv,
     find_dbmate,
@@ -186,6 +187,7 @@ def main() -> int:
                 f"{version_of([trivial[0], '--version'])}",
                 f"  dbmate: {version_of([str(dbmate), '--version']) + f' ({dbmate})' if dbmate else 'missing'}; "
                 f"squawk: {version_of([squawk, '--version']) + f' ({squawk})' if squawk else 'missing'}",
+                f"  {bytecode_note()}",
             ]
             print("\n".join(header), flush=True)
 

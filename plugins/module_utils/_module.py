@@ -118,6 +118,7 @@ def run_migration(module: AnsibleModule) -> None:
         hide=tuple(hidden),
     )
     planning = p["_phase"] == "plan"
+    setup: str | None = None
     kwargs = _connection.connect_kwargs(p)
     target = _connection.describe(kwargs)
     engine = Engine(kwargs, options, check_mode=module.check_mode or planning)
@@ -127,6 +128,8 @@ def run_migration(module: AnsibleModule) -> None:
                 report = engine.setup(migrations if p.get("path") else None)
             elif p["state"] == "applied":
                 report = engine.apply(migrations, p["version"], reference_kwargs(module))
+                if planning:  # what a real run would do on entry, before any migration (see Engine.__enter__)
+                    setup = engine.tracking.setup_needed(engine.conn)
             else:
                 report = engine.rollback(migrations, p["version"], p["steps"])
     except EngineError as exc:
@@ -159,6 +162,7 @@ def run_migration(module: AnsibleModule) -> None:
     result["database"] = target
     if planning:
         result["_needs"] = [e["version"] for e in report.applied] + [d["version"] for d in report.drift_accepted]
+        result["_needs_setup"] = setup  # the tracking tables to create or complete: a real run is no no-op
     if module._diff:
         result["diff"] = _diff(report.before, report.after, target)
     module.exit_json(invocation=invocation(module), **result)

@@ -13,32 +13,39 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
-from pathlib import Path
 
 from ansible_collections.tme.migrations.plugins.module_utils._model import UNKNOWN_VERSION
 
-# plugins/plugin_utils/_collection.py -> the collection root (a checkout or an installed copy).
-COLLECTION_ROOT = Path(__file__).resolve().parents[2]
+# plugins/plugin_utils/_collection.py -> the collection root (a checkout or an installed copy). os.path, not
+# pathlib: this is imported at every start of the lint and the actions, and pathlib's import costs more.
+COLLECTION_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
 
 
 _GALAXY_VERSION_RE = re.compile(r"""^version:[ \t]*["']?([^"'\s#]+)""", re.MULTILINE)
 
 
-def read_version(root: Path) -> str | None:
+def _text(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except OSError:
+        return None
+
+
+def read_version(root: str) -> str | None:
     """The version of the collection at root: MANIFEST.json first (installed), else galaxy.yml (checkout)."""
-    manifest = root / "MANIFEST.json"
-    if manifest.is_file():
+    manifest = _text(os.path.join(root, "MANIFEST.json"))
+    if manifest is not None:
         try:
-            version = json.loads(manifest.read_text(encoding="utf-8"))["collection_info"]["version"]
-        except (OSError, ValueError, KeyError, TypeError):
+            version = json.loads(manifest)["collection_info"]["version"]
+        except (ValueError, KeyError, TypeError):
             version = None
         if version:
             return str(version)
-    galaxy = root / "galaxy.yml"
-    try:
-        text = galaxy.read_text(encoding="utf-8")
-    except OSError:
+    text = _text(os.path.join(root, "galaxy.yml"))
+    if text is None:
         return None
     # Its top-level ``version:`` line: a line scan, not YAML, costs nothing at every start (lint, actions).
     match = _GALAXY_VERSION_RE.search(text)

@@ -39,11 +39,14 @@ def _run_in_transaction(metadata_path: str) -> bool:
         raise MigrationError(f"cannot read metadata: {exc}", metadata_path) from None
 
 
-def check_entry(directory: str, full: str) -> None:
+def check_entry(directory: str, full: str, dirent: os.DirEntry[str] | None = None) -> None:
     """A migration name must be a regular file (or a Diesel directory) inside the migrations directory:
     a symbolic link that leads outside it, a FIFO (reading would wait forever), a device (a link to
     /dev/zero never ends), a socket or a directory named ``*.sql`` is an error naming it. Nothing is
-    read: only the names' types are looked at."""
+    read: only the names' types are looked at (``dirent``: the directory listing's entry, whose type
+    the listing already gave: a plain file costs no system call)."""
+    if dirent is not None and dirent.is_file(follow_symlinks=False):
+        return
     try:
         info = os.lstat(full)
         if stat.S_ISLNK(info.st_mode):
@@ -63,21 +66,23 @@ def check_entry(directory: str, full: str) -> None:
         raise MigrationError(f"not a regular file ({kind}): not read", full)
 
 
-def _check_source(directory: str, source: Source) -> None:
-    """check_entry for every file of a found migration."""
+def _check_source(directory: str, source: Source, listing: dict[str, os.DirEntry[str]] | None = None) -> None:
+    """check_entry for every file of a found migration (``listing``: the directory's entries by name)."""
     for path in (source.forward, source.rollback):
         if path is not None:
-            check_entry(directory, path)
+            check_entry(directory, path, (listing or {}).get(os.path.basename(path)))
     if os.path.basename(source.forward) == "up.sql":
         metadata = os.path.join(os.path.dirname(source.forward), "metadata.toml")
         if os.path.lexists(metadata):
             check_entry(directory, metadata)
 
 
-def _classify_entry(directory: str, entry: str) -> tuple[str, str, str] | None:
+def _classify_entry(
+    directory: str, entry: str, dirent: os.DirEntry[str] | None = None
+) -> tuple[str, str, str] | None:
     """(version, role, path) of a directory entry, role one of forward/rollback/diesel."""
     full = os.path.join(directory, entry)
-    if not entry.endswith(".sql") and os.path.isdir(full):
+    if not entry.endswith(".sql") and (dirent.is_dir() if dirent is not None else os.path.isdir(full)):
         if os.path.exists(os.path.join(full, "up.sql")):
             return entry, "diesel", full
         return None
@@ -155,15 +160,18 @@ def _refuse_separate_rollbacks(
 ) -> None:
     """A rollback saved beside its migration under a name the tool does not read is an error: it
     would otherwise be skipped, or worse, applied as a migration of its own."""
-    forwards = _forwards(directory, entries, classified)
-    plain = _plain_numbers(forwards)
+    forwards: dict[str, str] | None = None  # found when the first suspect needs them (most listings have none)
+    plain: dict[int, str] = {}
     for entry in candidates:
         if not _ROLLBACK_WORD_RE.search(entry):
             continue  # no rollback word: not a suspect (most names; spares a stat per file)
         full = os.path.join(directory, entry)
-        found = _classify_entry(directory, entry)
+        found = classified[entry] if classified and entry in classified else _classify_entry(directory, entry)
         if (found is not None and found[1] == "rollback") or os.path.isdir(full):
             continue
+        if forwards is None:
+            forwards = _forwards(directory, entries, classified)
+            plain = _plain_numbers(forwards)
         suspect = _rollback_of(entry, forwards, plain)
         if suspect is not None:
             raise MigrationError(_separate_rollback_message(*suspect, diesel=forwards[suspect[0]] == "diesel"), full)
@@ -194,8 +202,10 @@ def discover(directory: str, problems: list[tuple[str, MigrationError]] | None =
     with ``problems`` it is left out and added there as (version, error) instead, for the lint."""
     if not os.path.isdir(directory):
         raise MigrationError("not a directory of migrations", directory)
-    entries = sorted(os.listdir(directory))
-    classified = {entry: _classify_entry(directory, entry) for entry in entries}  # once per entry
+    with os.scandir(directory) as listing:  # one pass: names and their types
+        dirents = {dirent.name: dirent for dirent in listing}
+    entries = sorted(dirents)
+    classified = {entry: _classify_entry(directory, entry, dirents[entry]) for entry in entries}  # once per entry
     _refuse_separate_rollbacks(directory, entries, entries, classified)
     forwards: dict[str, str] = {}
     rollbacks: dict[str, str] = {}
@@ -218,16 +228,19 @@ def discover(directory: str, problems: list[tuple[str, MigrationError]] | None =
     for version, path in rollbacks.items():
         if version not in forwards:
             raise MigrationError(f"rollback without a migration: no {version}.sql beside it", path)
-    _refuse_shared_sequence_numbers({**forwards, **diesel})
+    found = {**forwards, **diesel}
+    ordered = sorted(found, key=sort_key)
+    _refuse_shared_sequence_numbers(found, ordered)
     sources = []
-    for version in sorted(list(forwards) + list(diesel), key=sort_key):
+    for version in ordered:
         try:
             if version in diesel:
                 check_entry(directory, diesel[version])
                 source = _diesel_source(version, diesel[version])
+                _check_source(directory, source)
             else:
                 source = Source(version, forwards[version], rollbacks.get(version))
-            _check_source(directory, source)
+                _check_source(directory, source, dirents)
         except MigrationError as exc:
             if problems is None:
                 raise
@@ -240,15 +253,19 @@ def discover(directory: str, problems: list[tuple[str, MigrationError]] | None =
 DATE_DIGITS = 8  # YYYYMMDD: the guide's date names, two of which may fall on one day
 
 
-def _refuse_shared_sequence_numbers(found: dict[str, str]) -> None:
+_DIGITS_RE = re.compile(r"\d+")
+
+
+def _refuse_shared_sequence_numbers(found: dict[str, str], ordered: list[str] | None = None) -> None:
     """A sequence number (016) belongs to one migration: two files with one (two branches that each took
-    the next number) are an error. Only date numbers (YYYYMMDD and longer) may be shared."""
+    the next number) are an error. Only date numbers (YYYYMMDD and longer) may be shared. ``ordered``:
+    the versions of ``found`` already sorted by number."""
     seen: dict[int, str] = {}
-    for version in sorted(found, key=sort_key):
-        match = re.match(r"\d+", version)
-        number = sort_key(version)[0]
+    for version in ordered if ordered is not None else sorted(found, key=sort_key):
+        match = _DIGITS_RE.match(version)
         if match and len(match.group(0)) >= DATE_DIGITS:
             continue
+        number = sort_key(version)[0]
         if number in seen:
             raise MigrationError(
                 f"duplicate version number {number}: {seen[number]} and {found[version]}; a sequence number belongs "

@@ -19,14 +19,9 @@ from ansible.utils.display import Display
 from ansible_collections.tme.migrations.plugins.module_utils._model import Migration, MigrationError
 from ansible_collections.tme.migrations.plugins.plugin_utils._collection import collection_version
 from ansible_collections.tme.migrations.plugins.plugin_utils._direct import run_direct, why_not_direct
-from ansible_collections.tme.migrations.plugins.plugin_utils._parse_cache import load_path_cached
+from ansible_collections.tme.migrations.plugins.plugin_utils._parse_cache import read_path
 from ansible_collections.tme.migrations.plugins.plugin_utils._paths import resolve_path
-from ansible_collections.tme.migrations.plugins.plugin_utils._redact import (
-    HAS_PGLAST,
-    Redaction,
-    Redactor,
-    migration_redaction,
-)
+from ansible_collections.tme.migrations.plugins.plugin_utils._redact import HAS_PGLAST, Redactor, migration_redaction
 
 display = Display()
 MIGRATIONS_PLACEHOLDER = "(the migrations read on the controller)"  # what module_utils/_module.py echoes
@@ -38,10 +33,10 @@ def redactor_for(migrations: list[Migration]) -> Redactor:
     return Redactor.merged(migration_redaction(m) for m in migrations)
 
 
-def _dumps(migrations: list[Migration], hide: list[str], full: set[str] | None = None) -> str:
-    """The module's ``_migrations``: the migrations with their statements (all, or those in ``full``), the
-    others light (what a plan or a status needs), and the password literals to keep out of the audit rows."""
-    chosen = [m if full is None or m.version in full else m.light() for m in migrations]
+def _dumps(migrations: list[Migration], hide: list[str]) -> str:
+    """The module's ``_migrations``: the migrations as given (with their statements where the module needs
+    them, light where it only plans or reports), and the password literals to keep out of the audit rows."""
+    chosen = [m.light() if m.sent_light else m for m in migrations]
     return json.dumps({"migrations": [m.to_dict() for m in chosen], "hide": hide}, separators=(",", ":"))
 
 
@@ -92,44 +87,46 @@ class MigrationFilesAction(ActionBase):
             result.update(failed=True, msg="the Python library pglast is required where the playbook runs")
             return result
         full = self._resolve(str(path))
-        stats: dict[str, int] = {}
-        redactions: list[Redaction] = []  # found when each file was parsed: kept in the parse cache
+        state = args.get("state", "applied")
         try:
-            migrations = load_path_cached(
+            # Read without statements, except for a module that runs every one (the rehearsal): a status and a
+            # plan need none, and an apply gets those of the migrations that are to run (with_statements).
+            read = read_path(
                 full,
                 tracking_table=str(args.get("tracking_table") or "schema_migrations"),
                 require_rollback=boolean(args.get("require_rollback", self.REQUIRE_ROLLBACK)),
-                stats=stats,
-                redactions=redactions,
+                statements=self.STATEMENTS == "all",
             )
         except MigrationError as exc:
             result.update(failed=True, msg=str(exc))
             return result
         args["path"] = full
-        hide = Redactor.merged(redactions)
+        hide = Redactor.merged(read.redactions)  # found when each file was parsed: kept in the parse cache
         hidden = [secret for secret, _mask in hide.secrets]
-        if direct:
-            chosen = [m.light() for m in migrations] if self.STATEMENTS == "none" else migrations
-            ran = run_direct(self, module, {**args, "_migrations": ""}, task_vars or {}, chosen, hidden)
-            result.update(hide.apply(_short_invocation(ran)))
-            return result
-        # The module echoes its arguments without the parsed files (see module_utils/_module.py).
+
+        def call(module_args: dict[str, Any], migrations: list[Migration]) -> dict[str, Any]:
+            """The module with the migrations: handed over as they are (direct), or as JSON (shipped)."""
+            if direct:
+                ran = run_direct(self, module, {**module_args, "_migrations": ""}, task_vars or {}, migrations, hidden)
+            else:
+                shipped_args = {**module_args, "_migrations": _dumps(migrations, hidden)}
+                ran = self._execute_module(module_name=module, module_args=shipped_args, task_vars=task_vars)
+            return _short_invocation(ran)
+
         # Plan first only when no file changed since the files were last read here: then the run is most
-        # likely a no-op (a scheduled run), and the plan spares sending every statement. New or edited
-        # files mean something is probably to run: one call with everything is cheaper then.
-        if self.STATEMENTS == "plan" and args.get("state", "applied") == "applied" and stats.get("parsed") == 0:
-            planned = self._execute_module(
-                module_name=module,
-                module_args={**args, "_migrations": _dumps(migrations, hidden, set()), "_phase": "plan"},
-                task_vars=task_vars,
-            )
+        # likely a no-op (a scheduled run), and the plan spares reading and sending every statement. New or
+        # edited files mean something is probably to run: one call with everything is cheaper then.
+        if self.STATEMENTS == "plan" and state == "applied" and read.parsed == 0:
+            planned = call({**args, "_phase": "plan"}, read.migrations)
             needs = planned.pop("_needs", None)
-            if planned.get("failed") or (not needs and not planned.get("changed")):
-                result.update(hide.apply(_short_invocation(planned)))  # nothing to run: the plan is the result
+            setup = planned.pop("_needs_setup", None)  # the tracking tables to create or complete
+            if planned.get("failed") or (not needs and not setup and not planned.get("changed")):
+                result.update(hide.apply(planned))  # nothing to run: the plan is the result
                 return result
-            args["_migrations"] = _dumps(migrations, hidden, set(needs or ()))
+            ran = call(args, read.with_statements(set(needs or ())))
         else:
-            args["_migrations"] = _dumps(migrations, hidden, set() if self.STATEMENTS == "none" else None)
-        shipped = self._execute_module(module_name=module, module_args=args, task_vars=task_vars)
-        result.update(hide.apply(_short_invocation(shipped)))
+            ran = call(args, read.migrations if self.STATEMENTS != "plan" else read.with_statements())
+        ran.pop("_needs", None)
+        ran.pop("_needs_setup", None)
+        result.update(hide.apply(ran))
         return result

@@ -15,11 +15,10 @@ are never cached: their error is raised afresh each time. Controller only.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
-import tempfile
+import zlib
 from typing import Any
 
 from ansible_collections.tme.migrations.plugins.module_utils._model import Migration, MigrationError
@@ -29,8 +28,8 @@ from ansible_collections.tme.migrations.plugins.plugin_utils._redact import Reda
 
 # 4: findings carry their acceptance by the file's "-- Allow:" header; 5: add-column-unknown-default names
 # its functions; 6: 4 for caches written by a reader that did not mark the acceptance yet; 7: each entry
-# keeps the redaction of its password literals.
-FORMAT = 7
+# keeps the redaction of its password literals; 8: the statements apart, as one JSON text per entry.
+FORMAT = 8
 
 
 def load_source(source: Source, tracking_table: str, require_rollback: bool = False) -> Migration:
@@ -89,33 +88,54 @@ def _identity(source: Source) -> list[list[Any]]:
     return identity
 
 
-def _without_statements(data: dict[str, Any]) -> dict[str, Any]:
-    """A cached migration's dict with its scripts' statements left out, each script's transactional
-    hint kept (what ``Script.light`` keeps)."""
-    out = dict(data)
+def _split(migration: Migration) -> tuple[dict[str, Any], str]:
+    """A migration as a cache entry stores it: the dict without statements (each script's transactional
+    hint kept), and the statements as one JSON text, decoded only for a migration that is to run. A
+    warm read that needs no statement (a lint, a status, the plan of a scheduled no-op) decodes a
+    tenth of the cache."""
+    data = migration.to_dict()
+    scripts: dict[str, Any] = {}
     for key in ("forward", "rollback"):
         script = data.get(key)
         if script is not None:
+            scripts[key] = script["statements"]
             hint = script.get("transactional")
             if hint is None:
                 hint = all(s.get("transactional", True) for s in script["statements"])
-            out[key] = {"path": script["path"], "statements": [], "transactional": hint}
-    return out
+            data[key] = {"path": script["path"], "statements": [], "transactional": hint}
+    return data, json.dumps(scripts, separators=(",", ":"))
+
+
+def _joined(light: dict[str, Any], scripts: str) -> dict[str, Any]:
+    """The migration's whole dict again, as the reader gave it (statements, no hint)."""
+    statements = json.loads(scripts)
+    data = dict(light)
+    for key, listed in statements.items():
+        data[key] = {"path": light[key]["path"], "statements": listed}
+    return data
+
+
+def _key(path: str, tracking_table: str) -> str:
+    """The cache file's name for a directory and a tracking table. Two directories that came to share a
+    name would only parse again: an entry is reused when its files' identity (full path included) matches.
+    Two checksums of zlib, not hashlib: its import (OpenSSL) costs more than a warm lint's parse-cache read."""
+    data = f"{os.path.abspath(path)}\0{tracking_table}".encode("utf-8", "surrogateescape")
+    return f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}{len(data):x}"
 
 
 class ParseCache:
     """The cached parses of one directory (or file) for one tracking table name."""
 
     def __init__(self, path: str, tracking_table: str, directory: str | None, statements: bool = True) -> None:
-        key = hashlib.sha256(f"{os.path.abspath(path)}\0{tracking_table}".encode()).hexdigest()[:24]
-        self.file = os.path.join(directory, key + ".json") if directory else None
+        self.file = os.path.join(directory, _key(path, tracking_table) + ".json") if directory else None
         self.tracking_table = tracking_table
-        # False: the migrations found unchanged come without their statements (what they are and their
-        # findings only: the lint), which spares building thousands of statement objects.
+        # False: the migrations come without their statements (what they are and their findings only:
+        # the lint, a status, a plan); `with_statements` gives those of the migrations that are to run.
         self.statements = statements
         self.entries: dict[str, Any] = {}
         self.dirty = False
         self.parsed = 0  # files parsed afresh (not found unchanged in the cache)
+        self.fresh: dict[str, Migration] = {}  # parsed in this read, statements included
         # Per version, what hides its password literals (_redact): found once, when the file is parsed.
         self.redactions: dict[str, Redaction] = {}
         if self.file and os.path.exists(self.file):
@@ -133,8 +153,8 @@ class ParseCache:
             return None
         try:
             replacements, found = entry["redaction"]
-            data = entry["migration"] if self.statements else _without_statements(entry["migration"])
-            migration = Migration.from_dict(data)
+            light = entry["migration"]
+            migration = Migration.from_dict(_joined(light, entry["scripts"]) if self.statements else light)
         except (KeyError, TypeError, ValueError, AttributeError):
             return None  # an entry of another shape (damaged, hand-edited): parsed afresh and rewritten
         self.redactions[source.version] = (dict(replacements), dict(found))
@@ -143,11 +163,14 @@ class ParseCache:
     def put(self, source: Source, identity: list[list[Any]], migration: Migration) -> None:
         redaction = migration_redaction(migration)
         self.redactions[source.version] = redaction
+        light, scripts = _split(migration)
         self.entries[source.version] = {
             "identity": identity,
-            "migration": migration.to_dict(),
+            "migration": light,
+            "scripts": scripts,
             "redaction": list(redaction),
         }
+        self.fresh[source.version] = migration
         self.dirty = True
 
     def load(self, source: Source) -> Migration:
@@ -158,7 +181,16 @@ class ParseCache:
             migration = load_source(source, self.tracking_table, require_rollback=False)
             self.put(source, identity, migration)
             self.parsed += 1
+            if not self.statements:
+                migration = Migration.from_dict(self.entries[source.version]["migration"])
         return migration
+
+    def with_statements(self, migration: Migration) -> Migration:
+        """``migration`` (read without statements) with its statements, from this read's entry."""
+        if migration.version in self.fresh:
+            return self.fresh[migration.version]
+        entry = self.entries[migration.version]
+        return Migration.from_dict(_joined(entry["migration"], entry["scripts"]))
 
     def save(self, keep: set[str]) -> None:
         """Write the entries of the versions still there, atomically (a concurrent reader never sees half)."""
@@ -168,6 +200,8 @@ class ParseCache:
         for version in stale:
             del self.entries[version]
         try:
+            import tempfile  # pylint: disable=import-outside-toplevel  # only when something changed
+
             os.makedirs(os.path.dirname(self.file), mode=0o700, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=os.path.dirname(self.file), prefix=".tmp-")
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -177,6 +211,50 @@ class ParseCache:
             pass  # a cache that cannot be written only costs the next run a parse
 
 
+class CachedRead:
+    """The migrations of a path as read through the cache (``read_path``)."""
+
+    def __init__(self, cache: ParseCache, migrations: list[Migration], redactions: list[Redaction]) -> None:
+        self.cache = cache
+        self.migrations = migrations
+        # Each migration's redaction (_redact.migration_redaction), found when its file was parsed.
+        self.redactions = redactions
+
+    @property
+    def parsed(self) -> int:
+        """How many files were parsed afresh (not found unchanged in the cache)."""
+        return self.cache.parsed
+
+    def with_statements(self, versions: set[str] | None = None) -> list[Migration]:
+        """The migrations, those of ``versions`` (all: None) with their statements, the others as read."""
+        if self.cache.statements:
+            return self.migrations
+        return [
+            self.cache.with_statements(m) if versions is None or m.version in versions else m for m in self.migrations
+        ]
+
+
+def read_path(
+    path: str, tracking_table: str = "schema_migrations", require_rollback: bool = True, statements: bool = True
+) -> CachedRead:
+    """``load_path`` with the parse cache: the same migrations, each file parsed only when it changed;
+    ``statements`` False: without their statements (``CachedRead.with_statements`` adds them)."""
+    cache = ParseCache(path, tracking_table, cache_dir(), statements=statements)
+    sources = discover_path(path)
+    migrations: list[Migration] = []
+    redactions: list[Redaction] = []
+    try:
+        for source in sources:
+            migration = cache.load(source)
+            if require_rollback and migration.rollback is None:
+                raise missing_rollback(source.version, source.forward)
+            migrations.append(migration)
+            redactions.append(cache.redactions[source.version])
+    finally:
+        cache.save({s.version for s in sources})  # what parsed is kept, also when a later file fails
+    return CachedRead(cache, migrations, redactions)
+
+
 def load_path_cached(
     path: str,
     tracking_table: str = "schema_migrations",
@@ -184,22 +262,11 @@ def load_path_cached(
     stats: dict[str, int] | None = None,
     redactions: list[Redaction] | None = None,
 ) -> list[Migration]:
-    """``load_path`` with the parse cache: the same migrations, each file parsed only when it changed.
-    ``stats`` (when given) gets ``parsed``: how many were parsed afresh; ``redactions`` (when given), each
-    migration's redaction (_redact.migration_redaction), found when it was parsed."""
-    cache = ParseCache(path, tracking_table, cache_dir())
-    sources = discover_path(path)
-    migrations: list[Migration] = []
-    try:
-        for source in sources:
-            migration = cache.load(source)
-            if require_rollback and migration.rollback is None:
-                raise missing_rollback(source.version, source.forward)
-            migrations.append(migration)
-            if redactions is not None:
-                redactions.append(cache.redactions[source.version])
-    finally:
-        cache.save({s.version for s in sources})  # what parsed is kept, also when a later file fails
-        if stats is not None:
-            stats["parsed"] = cache.parsed
-    return migrations
+    """``read_path``'s migrations with their statements. ``stats`` (when given) gets ``parsed``: how many
+    were parsed afresh; ``redactions`` (when given), each migration's redaction."""
+    read = read_path(path, tracking_table, require_rollback)
+    if stats is not None:
+        stats["parsed"] = read.parsed
+    if redactions is not None:
+        redactions.extend(read.redactions)
+    return read.migrations
