@@ -39,7 +39,7 @@ positional arguments:
 options:
   -h, --help            show this help message and exit
   --json                print the JSON report
-  --fail-on {{{','.join(FAIL_ON)}}}
+  --fail-on {{{",".join(FAIL_ON)}}}
                         the lowest severity that fails the lint (default: error)
 """
 

@@ -77,9 +77,7 @@ def _check_source(directory: str, source: Source, listing: dict[str, os.DirEntry
             check_entry(directory, metadata)
 
 
-def _classify_entry(
-    directory: str, entry: str, dirent: os.DirEntry[str] | None = None
-) -> tuple[str, str, str] | None:
+def _classify_entry(directory: str, entry: str, dirent: os.DirEntry[str] | None = None) -> tuple[str, str, str] | None:
     """(version, role, path) of a directory entry, role one of forward/rollback/diesel."""
     full = os.path.join(directory, entry)
     if not entry.endswith(".sql") and (dirent.is_dir() if dirent is not None else os.path.isdir(full)):
