@@ -159,12 +159,13 @@ def _blocker_query(query: str | None) -> str:
     return repr(text[:200])
 
 
-def _error_line(exc: Exception, statement: Statement | None) -> int | None:
-    """The file's line of the error: the statement's first line, moved to PostgreSQL's error position."""
+def _error_line(exc: Exception, statement: Statement | None, offset: int = 0) -> int | None:
+    """The file's line of the error: the statement's first line, moved to PostgreSQL's error position
+    (counted from the start of the query, ``offset`` characters before the statement: StatementFailed)."""
     diag = getattr(exc, "diag", None)
     line = statement.line if statement else None
     if statement is not None and diag is not None and diag.statement_position:
-        position = int(diag.statement_position)
+        position = int(diag.statement_position) - offset
         line = statement.line + statement.sql[: max(position - 1, 0)].count("\n")
     return line
 
@@ -189,21 +190,22 @@ def _primary(exc: Exception) -> str:
     return (diag.message_primary if diag else None) or str(exc).strip() or type(exc).__name__
 
 
-def describe_error(exc: Exception, statement: Statement | None, path: str) -> str:
-    """File, line and PostgreSQL's message (with SQLSTATE, detail and hint)."""
-    parts = [str(MigrationError(_primary(exc), path, _error_line(exc, statement)))]
+def describe_error(exc: Exception, statement: Statement | None, path: str, offset: int = 0) -> str:
+    """File, line and PostgreSQL's message (with SQLSTATE, detail and hint); ``offset``: StatementFailed's."""
+    parts = [str(MigrationError(_primary(exc), path, _error_line(exc, statement, offset)))]
     sqlstate = getattr(exc, "sqlstate", None)
     if sqlstate:
         parts[0] += f" (SQLSTATE {sqlstate})"
     return "\n".join(parts + _error_details(exc, statement))
 
 
-def failure_headline(exc: Exception, statement: Statement | None, path: str) -> str:
+def failure_headline(exc: Exception, statement: Statement | None, path: str, offset: int = 0) -> str:
     """The first line of a failure, as an operator reads it: file name, line, then PostgreSQL's
-    severity and message, e.g. ``013_rename.sql line 4: ERROR: column "x" does not exist (SQLSTATE 42703)``."""
+    severity and message, e.g. ``013_rename.sql line 4: ERROR: column "x" does not exist (SQLSTATE 42703)``;
+    ``offset``: StatementFailed's."""
     diag = getattr(exc, "diag", None)
     severity = (diag.severity_nonlocalized or diag.severity if diag else None) or "ERROR"
-    line = _error_line(exc, statement)
+    line = _error_line(exc, statement, offset)
     text = f"{os.path.basename(path)}{f' line {line}' if line else ''}: {severity}: {_primary(exc)}"
     sqlstate = getattr(exc, "sqlstate", None)
     return text + (f" (SQLSTATE {sqlstate})" if sqlstate else "")
@@ -589,7 +591,7 @@ class Engine:
         if failed.statement is not None and m.rollback and failed.statement in m.rollback.statements:
             path = m.rollback.path
         # File, line and PostgreSQL's message first; then what was undone and what committed before it.
-        lines = [failure_headline(failed.exc, failed.statement, path)]
+        lines = [failure_headline(failed.exc, failed.statement, path, failed.offset)]
         if action == "rollback":
             done = ", ".join(str(e["version"]) for e in self.report.rolled_back)
             before = f"Rolled back before it in this run: {done}." if done else "Nothing was rolled back before it."
@@ -652,17 +654,17 @@ class Engine:
                 pass  # the connection is gone; the server rolled back
 
     def _apply_transactional(self, m: Migration, durable: bool) -> dict[str, Any]:
-        """The hot path: BEGIN + settings, the statements, tracking + audit + COMMIT: N + 2 round trips."""
+        """The hot path, N + 1 round trips: BEGIN + settings with the first statement, the others, then
+        the clean session + tracking + audit + COMMIT."""
 
         def attempt() -> int:
             try:
-                self.conn.execute(self.executor.begin(durable))
                 start = time.monotonic()
-                self.executor.run(m.forward.statements)
+                self.executor.begin_and_run(m.forward.statements, durable)
                 ms = _elapsed_ms(start)
                 record = self.tracking.applied_sql(m, ms, self.host, self._rollback_copy(m), self.options.backup_path)
                 # The clean session first: the rows are written by the login role, under the engine's settings.
-                clean = self.executor.clean(durable)
+                clean = sql.SQL(self.executor.clean(durable))
                 self.conn.execute(sql.Composed([clean, sql.SQL("; "), record, sql.SQL("; COMMIT")]))
                 return ms
             except StatementFailed:

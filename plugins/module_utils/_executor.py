@@ -24,7 +24,8 @@ their tracking rows) and the rollback rehearsal alike:
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from functools import cached_property
+from typing import Any, Callable, NamedTuple, Sequence
 
 from ansible_collections.tme.migrations.plugins.module_utils._model import Script, Statement
 
@@ -38,10 +39,13 @@ except ImportError:  # pragma: no cover - the module reports the missing library
 class StatementFailed(Exception):
     """PostgreSQL refused a statement (or the tracking writes or COMMIT around it: statement None)."""
 
-    def __init__(self, exc: Exception, statement: Statement | None) -> None:
+    def __init__(self, exc: Exception, statement: Statement | None, offset: int = 0) -> None:
         super().__init__(str(exc))
         self.exc = exc
         self.statement = statement
+        # Characters sent before the statement in its query (the transaction's opening: begin_and_run):
+        # PostgreSQL's error position counts them, the statement's line must not.
+        self.offset = offset
 
 
 # What a script may have changed in its session, undone; valid in a transaction and outside one.
@@ -73,6 +77,14 @@ def waits_harmlessly(statement: Statement) -> bool:
     )
 
 
+class _Texts(NamedTuple):
+    """The constant SQL of an executor, composed once and rendered for its connection."""
+
+    guard: str
+    begin: dict[bool, str]  # by durable
+    clean: dict[bool, str]
+
+
 def steps(statements: Sequence[Statement]) -> list[list[Statement]]:
     """Transactional statements in a row form one step; one that cannot run in a transaction is alone."""
     grouped: list[list[Statement]] = []
@@ -100,24 +112,37 @@ class Executor:
         # lock_timeout of a CONCURRENTLY statement (waits_harmlessly); None: lock_timeout_ms
         self.concurrent_lock_timeout_ms = concurrent_lock_timeout_ms
 
-    def guard(self) -> Any:
-        """The engine's timeouts for the rest of the transaction, sent after each statement."""
-        return sql.SQL("SET LOCAL lock_timeout = {}; SET LOCAL statement_timeout = {}").format(
+    @cached_property
+    def _texts(self) -> _Texts:
+        """guard, begin and clean composed once (psycopg.sql, the values as literals), rendered as text for
+        this executor's connection: no composition per statement."""
+        guard = sql.SQL("SET LOCAL lock_timeout = {}; SET LOCAL statement_timeout = {}").format(
             sql.Literal(ms_setting(self.lock_timeout_ms)), sql.Literal(ms_setting(self.statement_timeout_ms))
         )
-
-    def begin(self, durable: bool) -> Any:
-        """BEGIN and the settings of one transaction, as one query (one round trip)."""
-        return sql.SQL("BEGIN; {}; SET LOCAL synchronous_commit = {}").format(
-            self.guard(), sql.Literal("on" if durable else "off")
+        commit = {durable: sql.Literal("on" if durable else "off") for durable in (True, False)}
+        begin = {d: sql.SQL("BEGIN; {}; SET LOCAL synchronous_commit = {}").format(guard, c) for d, c in commit.items()}
+        clean = {
+            d: sql.SQL("{}; {}; SET LOCAL synchronous_commit = {}").format(sql.SQL(CLEAN), guard, c)
+            for d, c in commit.items()
+        }
+        return _Texts(
+            guard.as_string(self.conn),
+            {d: q.as_string(self.conn) for d, q in begin.items()},
+            {d: q.as_string(self.conn) for d, q in clean.items()},
         )
 
-    def clean(self, durable: bool = True) -> Any:
+    def guard(self) -> str:
+        """The engine's timeouts for the rest of the transaction, sent after each statement."""
+        return self._texts.guard
+
+    def begin(self, durable: bool) -> str:
+        """BEGIN and the settings of one transaction, as one query (begin_and_run: with the first statement)."""
+        return self._texts.begin[durable]
+
+    def clean(self, durable: bool = True) -> str:
         """The clean session (CLEAN), then the engine's settings again for the rest of the transaction
         (the tracking writes): to send in one round trip with them, before COMMIT."""
-        return sql.SQL("{}; {}; SET LOCAL synchronous_commit = {}").format(
-            sql.SQL(CLEAN), self.guard(), sql.Literal("on" if durable else "off")
-        )
+        return self._texts.clean[durable]
 
     def settings(self, local: bool, durable: bool = True, lock_timeout_ms: int | None = None) -> None:
         """The timeouts (and commit durability) for the transaction (local) or the session."""
@@ -145,15 +170,29 @@ class Executor:
         """Each statement in one round trip; ``guarded`` (in a transaction): the engine's timeouts set
         again after it in the same round trip (after, not before: PostgreSQL's error position, hence
         the line reported, stays the statement's; a newline ends a trailing ``--`` comment)."""
-        guard = self.guard() if guarded else None
+        guard = "\n;" + self.guard() if guarded else ""
         for statement in statements:
-            query: Any = statement.sql
-            if guard is not None:
-                query = sql.Composed([sql.SQL(statement.sql), sql.SQL("\n;"), guard])
-            try:
-                self.conn.execute(query)
-            except psycopg.Error as exc:
-                raise StatementFailed(exc, statement) from exc
+            self._send(statement.sql + guard, statement)
+
+    def begin_and_run(self, statements: Sequence[Statement], durable: bool) -> None:
+        """BEGIN and the transaction's settings (begin), then the statements as ``run`` sends them, the
+        opening in the round trip of the first one (alone when there is none): N round trips, not N + 1.
+        PostgreSQL's error position counts the opening's characters: the first statement's failure
+        carries them (``offset``), its line stays the statement's."""
+        opening = self.begin(durable)
+        if not statements:
+            self._send(opening, None)
+            return
+        opening += ";\n"
+        self._send(opening + statements[0].sql + "\n;" + self.guard(), statements[0], len(opening))
+        self.run(statements[1:])
+
+    def _send(self, query: str, statement: Statement | None, offset: int = 0) -> None:
+        """One round trip (simple query protocol: the query is SQL text without parameters)."""
+        try:
+            self.conn.execute(query)
+        except psycopg.Error as exc:
+            raise StatementFailed(exc, statement, offset) from exc
 
     def transaction(self, body: Callable[[], Any]) -> Any:
         """Run body in one transaction; an error of the tracking writes or of COMMIT itself (a deferred

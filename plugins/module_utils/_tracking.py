@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import string
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Iterable
 
 from ansible_collections.tme.migrations.plugins.module_utils._model import Migration, Script, Statement, tool_version
@@ -127,6 +129,23 @@ def _mask(secret: str) -> str:
     return "'***'" if len(secret) > 1 and secret.endswith("'") else "***"
 
 
+# Tracking.applied_sql: the tracking row and its audit row, {audit} and {table} the tables, the others values.
+_APPLIED_SQL = (
+    "WITH audit AS (INSERT INTO {audit} (version, action, outcome, checksum, execution_ms, host,"
+    " tool_version) VALUES ({version}, 'apply', 'succeeded', {checksum}, {ms}, {host}, {tool}))"
+    " INSERT INTO {table} AS t (version, description, checksum, classification, execution_ms,"
+    " applied_host, rollback_sql, rollback_script, tool_version, backup_path)"
+    " VALUES ({version}, {description}, {checksum}, {class}, {ms}, {host}, {rollback}, {script}, {tool},"
+    " {backup})"
+    " ON CONFLICT (version) DO UPDATE SET description = COALESCE(t.description, EXCLUDED.description),"
+    " checksum = EXCLUDED.checksum, classification = EXCLUDED.classification,"
+    " execution_ms = EXCLUDED.execution_ms, applied_host = EXCLUDED.applied_host,"
+    " rollback_sql = EXCLUDED.rollback_sql, rollback_script = EXCLUDED.rollback_script,"
+    " tool_version = EXCLUDED.tool_version,"
+    " backup_path = EXCLUDED.backup_path"
+)
+
+
 class Tracking:
     """Reads and writes the tracking tables of one database."""
 
@@ -165,9 +184,17 @@ class Tracking:
 
     # -- structure ---------------------------------------------------------------------------
     def columns(self, conn: Any, table: str | None = None) -> list[str]:
+        """The columns of the table (none: no such table) that information_schema.columns shows this role,
+        read from the catalog: the view costs a few milliseconds to plan in a new session, every run."""
         rows = conn.execute(
-            "SELECT column_name FROM information_schema.columns "
-            "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
+            "SELECT a.attname FROM pg_catalog.pg_attribute a"
+            " JOIN pg_catalog.pg_class c ON c.oid = a.attrelid"
+            " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'v', 'f', 'p')"
+            " AND a.attnum > 0 AND NOT a.attisdropped"
+            " AND (pg_catalog.pg_has_role(c.relowner, 'USAGE')"
+            " OR pg_catalog.has_column_privilege(c.oid, a.attnum, 'SELECT, INSERT, UPDATE, REFERENCES'))"
+            " ORDER BY a.attnum",
             (self.schema, table or self.table),
         ).fetchall()
         return [r[0] for r in rows]
@@ -304,30 +331,18 @@ class Tracking:
         existing = self.columns(conn)
         if not existing:
             return {}
-        wanted = list(GUIDE_COLUMNS) + [c[0] for c in EXTRA_COLUMNS if c[0] not in ("rollback_sql", "rollback_script")]
-        present = [c for c in wanted if c in existing]
+        wanted = list(AppliedRow.__dataclass_fields__)  # its fields in order; a column a table lacks reads as NULL
         rows = conn.execute(
-            sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(sql.Identifier(c) for c in present), self.ident)
+            sql.SQL("SELECT {} FROM {}").format(
+                sql.SQL(", ").join(sql.Identifier(c) if c in existing else sql.SQL("NULL") for c in wanted),
+                self.ident,
+            )
         ).fetchall()
+        ms = wanted.index("execution_ms")  # the one value kept as it is (an integer); the others as text
         result: dict[str, AppliedRow] = {}
         for row in rows:
-            values = dict(zip(present, row))
-            result[str(values["version"])] = AppliedRow(
-                version=str(values["version"]),
-                description=_text(values.get("description")),
-                applied_at=_text(values.get("applied_at")),
-                applied_by=_text(values.get("applied_by")),
-                checksum=_text(values.get("checksum")),
-                classification=_text(values.get("classification")),
-                execution_ms=values.get("execution_ms"),
-                applied_host=_text(values.get("applied_host")),
-                tool_version=_text(values.get("tool_version")),
-                backup_path=_text(values.get("backup_path")),
-                adopted_at=_text(values.get("adopted_at")),
-                adopted_by=_text(values.get("adopted_by")),
-                drift_accepted_at=_text(values.get("drift_accepted_at")),
-                drift_accepted_by=_text(values.get("drift_accepted_by")),
-            )
+            values: list[Any] = [v if v is None or i == ms else str(v) for i, v in enumerate(row)]
+            result[values[0]] = AppliedRow(*values)
         return result
 
     def progress(self, conn: Any) -> dict[str, ProgressRow]:
@@ -362,6 +377,19 @@ class Tracking:
         return Script(where, (Statement(str(row[0]), 1),))
 
     # -- writing -----------------------------------------------------------------------------
+    @cached_property
+    def _applied_parts(self) -> list[Any]:
+        """applied_sql's statement composed once: its constant text and the tables' identifiers
+        (Composables), and the name of a value (str) where each migration's literal goes."""
+        tables = {"audit": self.audit_ident, "table": self.ident}
+        parts: list[Any] = []
+        for text, name, _spec, _conversion in string.Formatter().parse(_APPLIED_SQL):
+            if text:
+                parts.append(sql.SQL(text))
+            if name:
+                parts.append(tables.get(name, name))
+        return parts
+
     def applied_sql(
         self, migration: Migration, execution_ms: int, host: str, rollback: Script | None, backup: str | None = None
     ) -> Any:
@@ -383,33 +411,8 @@ class Tracking:
             "script": _script_json(rollback),
             "backup": backup,
         }
-        return sql.SQL(
-            "WITH audit AS (INSERT INTO {audit} (version, action, outcome, checksum, execution_ms, host,"
-            " tool_version) VALUES ({version}, 'apply', 'succeeded', {checksum}, {ms}, {host}, {tool}))"
-            " INSERT INTO {table} AS t (version, description, checksum, classification, execution_ms,"
-            " applied_host, rollback_sql, rollback_script, tool_version, backup_path)"
-            " VALUES ({version}, {description}, {checksum}, {class_}, {ms}, {host}, {rollback}, {script}, {tool},"
-            " {backup})"
-            " ON CONFLICT (version) DO UPDATE SET description = COALESCE(t.description, EXCLUDED.description),"
-            " checksum = EXCLUDED.checksum, classification = EXCLUDED.classification,"
-            " execution_ms = EXCLUDED.execution_ms, applied_host = EXCLUDED.applied_host,"
-            " rollback_sql = EXCLUDED.rollback_sql, rollback_script = EXCLUDED.rollback_script,"
-            " tool_version = EXCLUDED.tool_version,"
-            " backup_path = EXCLUDED.backup_path"
-        ).format(
-            audit=self.audit_ident,
-            table=self.ident,
-            version=sql.Literal(values["version"]),
-            checksum=sql.Literal(values["checksum"]),
-            ms=sql.Literal(values["ms"]),
-            host=sql.Literal(values["host"]),
-            tool=sql.Literal(values["tool"]),
-            description=sql.Literal(values["description"]),
-            class_=sql.Literal(values["class"]),
-            rollback=sql.Literal(values["rollback"]),
-            script=sql.Literal(values["script"]),
-            backup=sql.Literal(values["backup"]),
-        )
+        literals = {name: sql.Literal(value) for name, value in values.items()}
+        return sql.Composed([literals[part] if isinstance(part, str) else part for part in self._applied_parts])
 
     def record_applied(
         self,

@@ -226,9 +226,9 @@ def discover(directory: str, problems: list[tuple[str, MigrationError]] | None =
     for version, path in rollbacks.items():
         if version not in forwards:
             raise MigrationError(f"rollback without a migration: no {version}.sql beside it", path)
-    found = {**forwards, **diesel}
-    ordered = sorted(found, key=sort_key)
-    _refuse_shared_sequence_numbers(found, ordered)
+    every = {**forwards, **diesel}
+    ordered = sorted(every, key=sort_key)
+    _refuse_shared_sequence_numbers(every, ordered)
     sources = []
     for version in ordered:
         try:
