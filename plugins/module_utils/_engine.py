@@ -492,7 +492,7 @@ class Engine:
         plan = self.plan_apply(migrations, version, applied)
         if plan and reference_kwargs:
             self.gate(plan, reference_kwargs)
-        progress = self.tracking.progress(self.conn) if self.tracking.exists(self.conn) else {}
+        progress = self.tracking.progress(self.conn) if plan else {}  # an interrupted one resumes; none: no query
         if self.check_mode:
             for m in plan:
                 entry = self._entry(m, 0)

@@ -131,9 +131,10 @@ class Script:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Script:
+        listed = data["statements"]
         return cls(
             path=data["path"],
-            statements=tuple(Statement.from_dict(s) for s in data["statements"]),
+            statements=tuple(Statement.from_dict(s) for s in listed) if listed else (),
             transactional_hint=data.get("transactional"),
         )
 

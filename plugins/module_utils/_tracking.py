@@ -184,31 +184,38 @@ class Tracking:
 
     # -- structure ---------------------------------------------------------------------------
     def columns(self, conn: Any, table: str | None = None) -> list[str]:
-        """The columns of the table (none: no such table) that information_schema.columns shows this role,
-        read from the catalog: the view costs a few milliseconds to plan in a new session, every run."""
+        """The columns of the table (none: no such table) that information_schema.columns shows this role."""
+        return self.columns_of(conn, (table or self.table,))[0]
+
+    def columns_of(self, conn: Any, tables: tuple[str, ...]) -> list[list[str]]:
+        """The columns of each table of this schema, in one query, as information_schema.columns shows
+        them to this role, read from the catalog: the view costs milliseconds to plan in a new session."""
         rows = conn.execute(
-            "SELECT a.attname FROM pg_catalog.pg_attribute a"
+            "SELECT c.relname, a.attname FROM pg_catalog.pg_attribute a"
             " JOIN pg_catalog.pg_class c ON c.oid = a.attrelid"
             " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'v', 'f', 'p')"
+            " WHERE n.nspname = %s AND c.relname = ANY(%s) AND c.relkind IN ('r', 'v', 'f', 'p')"
             " AND a.attnum > 0 AND NOT a.attisdropped"
             " AND (pg_catalog.pg_has_role(c.relowner, 'USAGE')"
             " OR pg_catalog.has_column_privilege(c.oid, a.attnum, 'SELECT, INSERT, UPDATE, REFERENCES'))"
-            " ORDER BY a.attnum",
-            (self.schema, table or self.table),
+            " ORDER BY c.relname, a.attnum",
+            (self.schema, list(tables)),
         ).fetchall()
-        return [r[0] for r in rows]
+        found: dict[str, list[str]] = {}
+        for table, column in rows:
+            found.setdefault(table, []).append(column)
+        return [found.get(table, []) for table in tables]
 
     def exists(self, conn: Any) -> bool:
         return bool(self.columns(conn))
 
     def setup_needed(self, conn: Any) -> str | None:
         """What ensure() would do, without doing it: "created", "adopted" or None."""
-        existing = self.columns(conn)
+        tables = self.columns_of(conn, (self.table, self.table + "_audit", self.table + "_progress"))
+        existing, audit, progress = tables
         if not existing:
             return "created"
         missing = [n for n, _t in EXTRA_COLUMNS if n not in existing]
-        audit, progress = (self.columns(conn, self.table + s) for s in ("_audit", "_progress"))
         missing += [n for n, _t in AUDIT_EXTRA_COLUMNS if audit and n not in audit]
         return "adopted" if missing or not audit or not progress else None
 

@@ -15,6 +15,7 @@ are never cached: their error is raised afresh each time. Controller only.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -28,8 +29,9 @@ from ansible_collections.tme.migrations.plugins.plugin_utils._redact import Reda
 
 # 4: findings carry their acceptance by the file's "-- Allow:" header; 5: add-column-unknown-default names
 # its functions; 6: 4 for caches written by a reader that did not mark the acceptance yet; 7: each entry
-# keeps the redaction of its password literals; 8: the statements apart, as one JSON text per entry.
-FORMAT = 8
+# keeps the redaction of its password literals; 8: the statements apart, as one JSON text per entry; 9: those
+# texts in a statements file of their own, and the directory's listing.
+FORMAT = 9
 
 
 def load_source(source: Source, tracking_table: str, require_rollback: bool = False) -> Migration:
@@ -70,14 +72,18 @@ def _stamp() -> str:
     return f"{FORMAT}/{collection_version()}/{parser}"
 
 
-def _identity(source: Source) -> list[list[Any]]:
-    """What must be unchanged for a parse to be reused: each file's path, size, mtime_ns and inode."""
+def _identity(source: Source, known: dict[str, list[Any]] | None = None) -> list[list[Any]]:
+    """What must be unchanged for a parse to be reused: each file's path, size, mtime_ns and inode
+    (``known``: those of the directory's files by path, as its listing just read them)."""
     paths = [source.forward, source.rollback]
     if os.path.basename(source.forward) == "up.sql":  # Diesel: its metadata.toml decides the transaction
         paths.append(os.path.join(os.path.dirname(source.forward), "metadata.toml"))
     identity: list[list[Any]] = []
     for path in paths:
         if path is None:
+            continue
+        if known is not None and path in known:
+            identity.append([path, *known[path]])
             continue
         try:
             st = os.stat(path)
@@ -86,6 +92,25 @@ def _identity(source: Source) -> list[list[Any]]:
             continue
         identity.append([path, st.st_size, st.st_mtime_ns, st.st_ino])
     return identity
+
+
+def _listing(path: str) -> list[list[Any]] | None:
+    """[name, size, mtime_ns, inode] of each entry of a directory that holds plain files only, by name;
+    None for anything else (a symbolic link, a subdirectory, a FIFO, one file): discovered afresh then.
+    Which files are migrations depends on nothing but their names when every entry is a plain file, so
+    the same listing means the same migrations (``ParseCache.sources``)."""
+    try:
+        with os.scandir(path) as entries:
+            listing = []
+            for entry in entries:
+                if not entry.is_file(follow_symlinks=False):
+                    return None
+                st = entry.stat(follow_symlinks=False)
+                listing.append([entry.name, st.st_size, st.st_mtime_ns, st.st_ino])
+    except OSError:
+        return None
+    listing.sort()
+    return listing
 
 
 def _split(migration: Migration) -> tuple[dict[str, Any], str]:
@@ -124,7 +149,13 @@ def _key(path: str, tracking_table: str) -> str:
 
 
 class ParseCache:
-    """The cached parses of one directory (or file) for one tracking table name."""
+    """The cached parses of one directory (or file) for one tracking table name.
+
+    Two files: ``KEY.json`` (what each migration is: its findings, checksum, ... and the directory's
+    listing) and ``KEY.statements`` (each migration's statements as one JSON text), paired by a
+    token that both carry. A read without statements (a lint, a status, a plan) decodes the first only;
+    the second is decoded when a migration is to run. A pair that does not match (a concurrent writer
+    between the two renames) only means the statements of the migrations to run are parsed again."""
 
     def __init__(self, path: str, tracking_table: str, directory: str | None, statements: bool = True) -> None:
         self.file = os.path.join(directory, _key(path, tracking_table) + ".json") if directory else None
@@ -133,19 +164,34 @@ class ParseCache:
         # the lint, a status, a plan); `with_statements` gives those of the migrations that are to run.
         self.statements = statements
         self.entries: dict[str, Any] = {}
+        self.token = ""  # pairs this file with its statements file
+        self._scripts: dict[str, str] | None = None  # version -> statements (JSON text), read when needed
+        self.new_scripts: dict[str, str] = {}  # those of the files parsed in this read
+        # The directory's listing (_listing) when it was last discovered, and the migrations found in it.
+        self.listed: Any = None
         self.dirty = False
         self.parsed = 0  # files parsed afresh (not found unchanged in the cache)
         self.fresh: dict[str, Migration] = {}  # parsed in this read, statements included
+        self.found: dict[str, Source] = {}  # the sources read, by version (a migration without its statements)
         # Per version, what hides its password literals (_redact): found once, when the file is parsed.
         self.redactions: dict[str, Redaction] = {}
-        if self.file and os.path.exists(self.file):
-            try:
-                with open(self.file, encoding="utf-8") as handle:
-                    data = json.load(handle)
-                if isinstance(data, dict) and data.get("stamp") == _stamp() and isinstance(data.get("entries"), dict):
-                    self.entries = data["entries"]
-            except (OSError, ValueError):
-                self.entries = {}  # unreadable: parsed afresh and rewritten
+        data = _read_json(self.file)
+        if isinstance(data, dict) and data.get("stamp") == _stamp() and isinstance(data.get("entries"), dict):
+            self.entries = data["entries"]
+            self.listed = data.get("listed")
+            self.token = str(data.get("token") or "")
+
+    @property
+    def statements_file(self) -> str:
+        return (self.file or "")[: -len(".json")] + ".statements"  # JSON too
+
+    def scripts(self) -> dict[str, str]:
+        """Every cached migration's statements (JSON text) by version; empty when the pair does not match."""
+        if self._scripts is None:
+            data = _read_json(self.statements_file) if self.file and self.token else None
+            scripts = data.get("scripts") if isinstance(data, dict) and data.get("token") == self.token else None
+            self._scripts = scripts if isinstance(scripts, dict) else {}
+        return self._scripts
 
     def get(self, source: Source, identity: list[list[Any]]) -> Migration | None:
         entry = self.entries.get(source.version)
@@ -154,61 +200,118 @@ class ParseCache:
         try:
             replacements, found = entry["redaction"]
             light = entry["migration"]
-            migration = Migration.from_dict(_joined(light, entry["scripts"]) if self.statements else light)
+            data = _joined(light, self.scripts()[source.version]) if self.statements else light
+            migration = Migration.from_dict(data)
         except (KeyError, TypeError, ValueError, AttributeError):
             return None  # an entry of another shape (damaged, hand-edited): parsed afresh and rewritten
-        self.redactions[source.version] = (dict(replacements), dict(found))
+        self.redactions[source.version] = (replacements, found)  # read only (Redactor.merged copies)
         return migration
 
     def put(self, source: Source, identity: list[list[Any]], migration: Migration) -> None:
         redaction = migration_redaction(migration)
         self.redactions[source.version] = redaction
         light, scripts = _split(migration)
-        self.entries[source.version] = {
-            "identity": identity,
-            "migration": light,
-            "scripts": scripts,
-            "redaction": list(redaction),
-        }
+        self.entries[source.version] = {"identity": identity, "migration": light, "redaction": list(redaction)}
+        self.new_scripts[source.version] = scripts
         self.fresh[source.version] = migration
         self.dirty = True
 
-    def load(self, source: Source) -> Migration:
-        """The migration of ``source``, parsed only when its files changed (its rollback not required)."""
-        identity = _identity(source)
+    def load(self, source: Source, known: dict[str, list[Any]] | None = None) -> Migration:
+        """The migration of ``source``, parsed only when its files changed (its rollback not required);
+        ``known``: the identity of the directory's files, as its listing read them (_identity)."""
+        self.found[source.version] = source
+        identity = _identity(source, known)
         migration = self.get(source, identity)
         if migration is None:
-            migration = load_source(source, self.tracking_table, require_rollback=False)
-            self.put(source, identity, migration)
-            self.parsed += 1
+            migration = self.parse(source, identity)
             if not self.statements:
                 migration = Migration.from_dict(self.entries[source.version]["migration"])
         return migration
 
+    def parse(self, source: Source, identity: list[list[Any]] | None = None) -> Migration:
+        """Parse the files of ``source`` afresh and keep the result."""
+        migration = load_source(source, self.tracking_table, require_rollback=False)
+        self.put(source, identity if identity is not None else _identity(source), migration)
+        self.parsed += 1
+        return migration
+
     def with_statements(self, migration: Migration) -> Migration:
-        """``migration`` (read without statements) with its statements, from this read's entry."""
+        """``migration`` (read without statements) with its statements: from the statements file, or parsed
+        again when it lacks them."""
         if migration.version in self.fresh:
             return self.fresh[migration.version]
-        entry = self.entries[migration.version]
-        return Migration.from_dict(_joined(entry["migration"], entry["scripts"]))
+        scripts = self.scripts().get(migration.version)
+        if scripts is None:
+            return self.parse(self.found[migration.version])
+        return Migration.from_dict(_joined(self.entries[migration.version]["migration"], scripts))
+
+    def sources(self, path: str, listing: list[list[Any]] | None) -> list[Source] | None:
+        """The migrations found in the directory (named as ``path``) when it had this very listing, or
+        None: discover it."""
+        if listing is None or not isinstance(self.listed, dict):
+            return None
+        if self.listed.get("path") != path or self.listed.get("listing") != listing:
+            return None
+        try:
+            listed = self.listed["sources"]
+            return [Source(str(v), str(f), None if r is None else str(r), bool(t)) for v, f, r, t in listed]
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def remember(self, path: str, listing: list[list[Any]] | None, sources: list[Source]) -> None:
+        """Keep what this listing of the directory holds, for the next read (``sources``)."""
+        listed = None
+        if listing is not None:
+            found = [[s.version, s.forward, s.rollback, s.in_transaction] for s in sources]
+            listed = {"path": path, "listing": listing, "sources": found}
+        if listed != self.listed:
+            self.listed = listed
+            self.dirty = True
 
     def save(self, keep: set[str]) -> None:
-        """Write the entries of the versions still there, atomically (a concurrent reader never sees half)."""
+        """Write the entries of the versions still there: the statements file first, then this one, each
+        atomically (a concurrent reader never sees half of one, and a pair that does not match is noticed)."""
         stale = set(self.entries) - keep
         if not self.file or not (self.dirty or stale):
             return
+        scripts = {**self.scripts(), **self.new_scripts}
         for version in stale:
             del self.entries[version]
+        # An entry whose statements are not at hand (a pair that did not match) is dropped: parsed next time.
+        self.entries = {v: e for v, e in self.entries.items() if v in scripts}
+        token = os.urandom(8).hex()
         try:
-            import tempfile  # pylint: disable=import-outside-toplevel  # only when something changed
-
-            os.makedirs(os.path.dirname(self.file), mode=0o700, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(self.file), prefix=".tmp-")
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump({"stamp": _stamp(), "entries": self.entries}, handle, separators=(",", ":"))
-            os.replace(tmp, self.file)
+            _write_json(self.statements_file, {"token": token, "scripts": {v: scripts[v] for v in self.entries}})
+            _write_json(self.file, {"stamp": _stamp(), "token": token, "entries": self.entries, "listed": self.listed})
         except OSError:
-            pass  # a cache that cannot be written only costs the next run a parse
+            return  # a cache that cannot be written only costs the next run a parse
+        self.token, self._scripts, self.new_scripts, self.dirty = token, scripts, {}, False
+
+
+def _read_json(path: str | None) -> Any:
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None  # missing or unreadable: parsed afresh and rewritten
+
+
+def _write_json(path: str, data: Any) -> None:
+    """``data`` as the file at ``path``, atomically, in a private directory."""
+    import tempfile  # pylint: disable=import-outside-toplevel  # only when something changed
+
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, separators=(",", ":"))
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 class CachedRead:
@@ -217,6 +320,7 @@ class CachedRead:
     def __init__(self, cache: ParseCache, migrations: list[Migration], redactions: list[Redaction]) -> None:
         self.cache = cache
         self.migrations = migrations
+        self.keep = {m.version for m in migrations}
         # Each migration's redaction (_redact.migration_redaction), found when its file was parsed.
         self.redactions = redactions
 
@@ -229,9 +333,11 @@ class CachedRead:
         """The migrations, those of ``versions`` (all: None) with their statements, the others as read."""
         if self.cache.statements:
             return self.migrations
-        return [
+        chosen = [
             self.cache.with_statements(m) if versions is None or m.version in versions else m for m in self.migrations
         ]
+        self.cache.save(self.keep)  # a file whose statements had to be parsed again is kept (nothing else: no write)
+        return chosen
 
 
 def read_path(
@@ -240,12 +346,20 @@ def read_path(
     """``load_path`` with the parse cache: the same migrations, each file parsed only when it changed;
     ``statements`` False: without their statements (``CachedRead.with_statements`` adds them)."""
     cache = ParseCache(path, tracking_table, cache_dir(), statements=statements)
-    sources = discover_path(path)
+    # A directory of plain files listed as before holds the same migrations: no discovery, and the listing
+    # gave each file's identity (one stat per file, no more).
+    listing = _listing(path) if cache.file and os.path.isdir(path) else None
+    sources = cache.sources(path, listing)
+    if sources is None:
+        sources = discover_path(path)
+        cache.remember(path, listing, sources)
+    directory = os.path.join(path, "")
+    known = {directory + name: [size, mtime, inode] for name, size, mtime, inode in listing or ()}
     migrations: list[Migration] = []
     redactions: list[Redaction] = []
     try:
         for source in sources:
-            migration = cache.load(source)
+            migration = cache.load(source, known)
             if require_rollback and migration.rollback is None:
                 raise missing_rollback(source.version, source.forward)
             migrations.append(migration)

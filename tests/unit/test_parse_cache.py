@@ -134,3 +134,57 @@ def test_the_lint_reads_the_same_from_the_cache(counted: list[str], tmp_path: Pa
     assert len(counted) == 16  # nothing parsed again
     assert warm == cold
     assert [e["transactional"] for e in warm["migrations"]][-1] is False
+
+
+def test_a_listing_as_before_skips_discovery_and_a_change_of_names_does_not(
+    tmp_path: Path, counted: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A directory of plain files listed exactly as before holds the same migrations: no discovery. A new,
+    renamed or removed file, or any entry that is not a plain file, means discovering it again."""
+    d = copy_examples(tmp_path)
+    first = _parse_cache.read_path(str(d), statements=False)
+    discovered: list[str] = []
+    real = _parse_cache.discover_path
+
+    def spy(path: str, *args: Any) -> Any:
+        discovered.append(path)
+        return real(path, *args)
+
+    monkeypatch.setattr(_parse_cache, "discover_path", spy)
+    again = _parse_cache.read_path(str(d), statements=False)
+    assert discovered == [] and [m.to_dict() for m in again.migrations] == [m.to_dict() for m in first.migrations]
+    (d / "016_add_x.sql").write_text("CREATE TABLE x (id int);\n-- ROLLBACK\n-- DROP TABLE x;\n")
+    assert [m.version for m in _parse_cache.read_path(str(d)).migrations][-1] == "016_add_x"
+    assert len(discovered) == 1
+    (d / "016_add_x.sql").rename(d / "016_add_y.sql")
+    assert [m.version for m in _parse_cache.read_path(str(d)).migrations][-1] == "016_add_y"
+    (d / "notes").mkdir()  # not a plain file: discovered afresh every time, with its rules
+    _parse_cache.read_path(str(d))
+    _parse_cache.read_path(str(d))
+    assert len(discovered) == 4
+    (d / "notes").rmdir()
+    (d / "016_add_y.sql").rename(d / "011_add_y.sql")  # a shared sequence number: discovery's rule still applies
+    with pytest.raises(MigrationError, match="duplicate version number 11"):
+        _parse_cache.read_path(str(d))
+    assert counted.count("016_add_x") == 1 and counted.count("016_add_y") == 1  # a rename parses once more
+
+
+def test_statements_come_from_their_own_file_or_are_parsed_again(tmp_path: Path, counted: list[str]) -> None:
+    """A read without statements does not decode the statements file; one with them, or with_statements,
+    does, and parses a file again when that file lacks them (a concurrent writer, a damaged file)."""
+    d = copy_examples(tmp_path)
+    full = [m.to_dict() for m in _parse_cache.read_path(str(d)).migrations]
+    counted.clear()
+    [statements] = list((tmp_path / "cache").glob("*.statements"))
+    light = _parse_cache.read_path(str(d), statements=False)
+    assert light.cache._scripts is None and all(m.sent_light for m in light.migrations)
+    assert [m.to_dict() for m in light.with_statements()] == full and counted == []
+    statements.write_text("{not json")
+    again = _parse_cache.read_path(str(d), statements=False)
+    assert [m.to_dict() for m in again.with_statements({"003_add_user_fields"})][2] == full[2]
+    assert counted == ["003_add_user_fields"]
+    counted.clear()
+    assert [m.to_dict() for m in _parse_cache.read_path(str(d)).migrations] == full
+    assert len(counted) == 14  # the others, parsed again once; the pair is whole again
+    counted.clear()
+    assert [m.to_dict() for m in _parse_cache.read_path(str(d)).migrations] == full and counted == []
