@@ -156,13 +156,14 @@ def run_migration(module: AnsibleModule) -> None:
             invocation=invocation(module),
             **details,
         )
+    if planning:
+        needs = [e["version"] for e in report.applied] + [d["version"] for d in report.drift_accepted]
+        if needs or setup:  # a real run follows and reports (and warns) itself: the plan says only what it needs
+            module.exit_json(changed=True, _needs=needs, _needs_setup=setup, invocation=invocation(module))
     for warning in report.warnings:
         module.warn(warning)
     result = report.as_dict()
     result["database"] = target
-    if planning:
-        result["_needs"] = [e["version"] for e in report.applied] + [d["version"] for d in report.drift_accepted]
-        result["_needs_setup"] = setup  # the tracking tables to create or complete: a real run is no no-op
     if module._diff:
         result["diff"] = _diff(report.before, report.after, target)
     module.exit_json(invocation=invocation(module), **result)

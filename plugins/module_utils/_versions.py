@@ -21,6 +21,7 @@ def parse_version(stem: str) -> tuple[int, str] | None:
     return int(match.group("number").replace("-", "")), (match.group("name") or "")
 
 
+@functools.lru_cache(maxsize=8192)  # the key of every sort and comparison of versions, a few times per file
 def sort_key(version: str) -> tuple[int, str]:
     parsed = parse_version(version)
     return (parsed[0], version) if parsed else (-1, version)

@@ -126,7 +126,5 @@ class MigrationFilesAction(ActionBase):
             ran = call(args, read.with_statements(set(needs or ())))
         else:
             ran = call(args, read.migrations if self.STATEMENTS != "plan" else read.with_statements())
-        ran.pop("_needs", None)
-        ran.pop("_needs_setup", None)
         result.update(hide.apply(ran))
         return result

@@ -5,12 +5,13 @@
 
 One ``apply-safe.yml`` reads the same directory about nine times (rehearsal, plan, apply and verify
 per host, the report twice), each task in a process of its own; scheduled runs read it again every
-time. The cache is a JSON file per directory under ``$TME_MIGRATIONS_CACHE`` (default
-``$XDG_CACHE_HOME/tme-migrations``, i.e. ``~/.cache/tme-migrations``; ``off`` turns it off). An
-entry is reused only when every file of the migration (forward, rollback, Diesel metadata) has the
-same identity as when it was parsed: path, size, modification time in nanoseconds, inode. Anything
-else, a new version of the collection or of pglast included, parses again. Files that do not parse
-are never cached: their error is raised afresh each time. Controller only.
+time. The cache is a pair of JSON files per directory (``ParseCache``) under ``$TME_MIGRATIONS_CACHE``
+(default ``$XDG_CACHE_HOME/tme-migrations``, i.e. ``~/.cache/tme-migrations``, a 0700 directory; ``off``
+turns it off). An entry is reused only when every file of the migration (forward, rollback, Diesel
+metadata) has the same identity as when it was parsed: path, size, modification time in nanoseconds,
+inode. Anything else, a new version of the collection or of pglast included, parses again. Files
+that do not parse are never cached: their error is raised afresh each time. A read that needs no
+statement (the lint, a status, the plan of an apply) decodes none. Controller only.
 """
 
 from __future__ import annotations
