@@ -178,22 +178,26 @@ def dbmate_up_argv(binary: Path, directory: Path) -> list[str]:
 
 # -- Ansible --------------------------------------------------------------------------------------
 def bytecode_note() -> str:
-    """What the header says of Python's bytecode cache in the tools' environment (see ansible_env)."""
+    """What the header says of Python's bytecode cache in the tools' environment (see tool_env)."""
     if "PYTHONDONTWRITEBYTECODE" in os.environ:
         return "Python bytecode cache on for the tools measured (PYTHONDONTWRITEBYTECODE of this shell dropped)"
     return "Python bytecode cache on (Python's default)"
 
 
-def ansible_env(password: str) -> dict[str, str]:
-    """The repository's ansible.cfg (collection from the checkout); the module reads PGPASSWORD.
-
-    Without PYTHONDONTWRITEBYTECODE: the tools run as on a user's machine, where Python keeps the
-    bytecode of what it imports (the warm-up round writes it); a shell that sets it would make every
-    run compile tools/lint.py's imports again. Ansible's collection loader compiles the collection's
-    plugins at every start either way."""
-    env = dict(os.environ, PGPASSWORD=password, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
+def tool_env() -> dict[str, str]:
+    """The environment of the tools measured: the repository's ansible.cfg (collection from the checkout),
+    and no PYTHONDONTWRITEBYTECODE: they run as on a user's machine, where Python keeps the bytecode of
+    what it imports (the warm-up round writes it); a shell that sets it would make every run compile
+    tools/lint.py's imports again. Ansible's collection loader compiles the collection's plugins at every
+    start either way."""
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
+
+
+def ansible_env(password: str) -> dict[str, str]:
+    """tool_env, and PGPASSWORD for the modules."""
+    return dict(tool_env(), PGPASSWORD=password)
 
 
 def ansible_playbook_argv(playbook: Path) -> list[str]:

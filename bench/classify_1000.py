@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import REPO, SQUAWK_HOWTO, find_squawk, generate_lint, lint_argv
+from _common import REPO, SQUAWK_HOWTO, bytecode_note, find_squawk, generate_lint, lint_argv, tool_env
 
 
 def best_of(
@@ -60,7 +60,8 @@ def main() -> None:
         files = sorted(str(p) for p in directory.glob("*.sql"))
         print(f"{args.count} migration files, best of {args.repeat} runs, {os.cpu_count()} cores")
 
-        seconds, result = best_of(args.repeat, lint_argv(directory))
+        print(f"  {bytecode_note()}")
+        seconds, result = best_of(args.repeat, lint_argv(directory), tool_env())  # as ratios.py runs it
         print(f"  tme lint (python, start included) {seconds:6.3f} s   {result.stdout.strip().splitlines()[-1]}")
 
         squawk = find_squawk()

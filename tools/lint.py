@@ -49,29 +49,57 @@ def _usage_error(message: str) -> int:
     return 2
 
 
+LONG = ("--help", "--json", "--fail-on")
+
+
+def _long(arg: str) -> str | int:
+    """The long option an argument names, a unique prefix of one included (as argparse allows), or the
+    exit status of a usage error."""
+    name = arg.partition("=")[0]
+    found = [option for option in LONG if option.startswith(name)]
+    if name in LONG or len(found) == 1:
+        return name if name in LONG else found[0]
+    if found:
+        return _usage_error(f"ambiguous option: {name} could match {', '.join(found)}")
+    return _usage_error(f"unrecognized arguments: {arg}")
+
+
 def parse_args(argv: list[str]) -> tuple[str, bool, str] | int:
     """(path, --json, --fail-on), or the exit status when the arguments are done with (help, an error)."""
     paths: list[str] = []
     as_json, fail_on = False, "error"
     args = iter(argv)
     for arg in args:
-        if arg in ("-h", "--help"):
-            sys.stdout.write(HELP)
-            return 0
-        if arg == "--json":
-            as_json = True
-        elif arg == "--fail-on" or arg.startswith("--fail-on="):
-            value = arg.partition("=")[2] if "=" in arg else next(args, None)
-            if value not in FAIL_ON:
+        if arg == "--":
+            paths.extend(args)
+            break
+        if arg == "-h":
+            arg = "--help"
+        if not arg.startswith("--"):
+            if arg.startswith("-") and arg != "-":
+                return _usage_error(f"unrecognized arguments: {arg}")
+            paths.append(arg)
+            continue
+        option = _long(arg)
+        if isinstance(option, int):
+            return option
+        value = arg.partition("=")[2] if "=" in arg else None
+        if option == "--fail-on":
+            if value is None:
+                value = next(args, None)
+                if value is not None and value.startswith("-"):
+                    value = None
+            if value is None or value not in FAIL_ON:
                 shown = "expected one argument" if value is None else f"invalid choice: {value!r}"
                 return _usage_error(f"argument --fail-on: {shown} (choose from {', '.join(FAIL_ON)})")
             fail_on = value
-        elif arg == "--":
-            paths.extend(args)
-        elif arg.startswith("-") and arg != "-":
-            return _usage_error(f"unrecognized arguments: {arg}")
+        elif value is not None:
+            return _usage_error(f"argument {option}: ignored explicit argument {value!r}")
+        elif option == "--help":
+            sys.stdout.write(HELP)
+            return 0
         else:
-            paths.append(arg)
+            as_json = True
     if len(paths) != 1:
         return _usage_error("one path is required" if not paths else f"unrecognized arguments: {' '.join(paths[1:])}")
     return paths[0], as_json, fail_on

@@ -121,20 +121,21 @@ def run_migration(module: AnsibleModule) -> None:
     setup: str | None = None
     kwargs = _connection.connect_kwargs(p)
     target = _connection.describe(kwargs)
-    engine = Engine(kwargs, options, check_mode=module.check_mode or planning)
+    dry = module.check_mode or planning  # nothing is written
+    engine = Engine(kwargs, options, check_mode=dry)
     try:
         with engine:
             if p["state"] == "tracked":
                 report = engine.setup(migrations if p.get("path") else None)
             elif p["state"] == "applied":
                 report = engine.apply(migrations, p["version"], reference_kwargs(module))
-                if planning:  # what a real run would do on entry, before any migration (see Engine.__enter__)
+                if dry:  # what a real run would do on entry, before any migration (see Engine.__enter__)
                     setup = engine.tracking.setup_needed(engine.conn)
             else:
                 report = engine.rollback(migrations, p["version"], p["steps"])
     except EngineError as exc:
         details = exc.report.as_dict() if exc.report else {}
-        details["changed"] = bool(exc.report and exc.report.changed and not module.check_mode)
+        details["changed"] = bool(exc.report and exc.report.changed and not dry)
         if exc.report and exc.report.warnings:
             details["warnings"] = exc.report.warnings
         if getattr(exc, "located", False):  # file, line and PostgreSQL's message stay the first line
@@ -147,7 +148,7 @@ def run_migration(module: AnsibleModule) -> None:
         module.fail_json(msg=f"{target}: {exc}", changed=False, invocation=invocation(module))
     except _connection.DatabaseError as exc:  # outside a migration (the server stopped, the connection lost)
         details = engine.report.as_dict()
-        details["changed"] = bool(engine.report.changed and not module.check_mode)
+        details["changed"] = bool(engine.report.changed and not dry)
         done = ", ".join(str(e["version"]) for e in engine.report.applied)
         committed = f"committed in this run: {done}" if done else "nothing was applied in this run"
         module.fail_json(
@@ -160,6 +161,8 @@ def run_migration(module: AnsibleModule) -> None:
         needs = [e["version"] for e in report.applied] + [d["version"] for d in report.drift_accepted]
         if needs or setup:  # a real run follows and reports (and warns) itself: the plan says only what it needs
             module.exit_json(changed=True, _needs=needs, _needs_setup=setup, invocation=invocation(module))
+    elif setup:  # check mode: the tracking tables a real run would create or complete
+        report.tracking, report.changed = setup, True
     for warning in report.warnings:
         module.warn(warning)
     result = report.as_dict()

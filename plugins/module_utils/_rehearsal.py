@@ -90,7 +90,9 @@ def _execute(conn: Any, script: Script) -> None:
     try:
         Executor(conn, LOCK_TIMEOUT_MS).run_script(script, done=lambda count: committed.__setitem__(0, count))
     except StatementFailed as failed:
-        raise _Failed(describe_error(failed.exc, failed.statement, script.path), partial=committed[0] > 0) from None
+        raise _Failed(
+            describe_error(failed.exc, failed.statement, script.path, failed.offset), partial=committed[0] > 0
+        ) from None
 
 
 class _Failed(Exception):

@@ -30,8 +30,8 @@ try:
 except ImportError:  # pragma: no cover - the module reports the missing library
     sql = None  # type: ignore[assignment]
 
-# The guide's columns, then ours: all nullable, so rows inserted with psql stay valid.
-GUIDE_COLUMNS = ("version", "description", "applied_at", "applied_by")
+# Our columns beside the guide's (version, description, applied_at, applied_by): all nullable, so rows
+# inserted with psql stay valid.
 EXTRA_COLUMNS = (
     ("checksum", "TEXT"),
     ("classification", "TEXT"),

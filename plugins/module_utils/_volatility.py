@@ -15,6 +15,10 @@ says which it is, each name resolved as PostgreSQL resolves it (its schema, or t
 * a function not found (an earlier pending migration creates it), overloads that disagree, a function the
   same migration or an earlier pending one (re)defines: unchanged, still BREAKING.
 
+A plan made without statements (the action's first call when no file changed) cannot see what earlier
+pending migrations (re)define, so it may settle more than the run that follows: it only decides which
+migrations' statements that run receives, and the run settles again with them.
+
 Read-only; runs on the target (module side).
 """
 

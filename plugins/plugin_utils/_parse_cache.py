@@ -20,6 +20,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import re
 import zlib
 from typing import Any
 
@@ -31,8 +32,9 @@ from ansible_collections.tme.migrations.plugins.plugin_utils._redact import Reda
 # 4: findings carry their acceptance by the file's "-- Allow:" header; 5: add-column-unknown-default names
 # its functions; 6: 4 for caches written by a reader that did not mark the acceptance yet; 7: each entry
 # keeps the redaction of its password literals; 8: the statements apart, as one JSON text per entry; 9: those
-# texts in a statements file of their own, and the directory's listing.
-FORMAT = 9
+# texts in a statements file of their own, and the directory's listing; 10: each entry's digest of its statements,
+# the file's owner, the device in each file's identity.
+FORMAT = 10
 
 
 def load_source(source: Source, tracking_table: str, require_rollback: bool = False) -> Migration:
@@ -74,7 +76,7 @@ def _stamp() -> str:
 
 
 def _identity(source: Source, known: dict[str, list[Any]] | None = None) -> list[list[Any]]:
-    """What must be unchanged for a parse to be reused: each file's path, size, mtime_ns and inode
+    """What must be unchanged for a parse to be reused: each file's path, size, mtime_ns, inode and device
     (``known``: those of the directory's files by path, as its listing just read them)."""
     paths = [source.forward, source.rollback]
     if os.path.basename(source.forward) == "up.sql":  # Diesel: its metadata.toml decides the transaction
@@ -87,16 +89,19 @@ def _identity(source: Source, known: dict[str, list[Any]] | None = None) -> list
             identity.append([path, *known[path]])
             continue
         try:
-            st = os.stat(path)
+            identity.append([path, *_stat_identity(os.stat(path))])
         except OSError:
             identity.append([path, None])
-            continue
-        identity.append([path, st.st_size, st.st_mtime_ns, st.st_ino])
     return identity
 
 
+def _stat_identity(st: os.stat_result) -> list[int]:
+    """What of a file's status says it is unchanged: size, mtime_ns, inode and device."""
+    return [st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev]
+
+
 def _listing(path: str) -> list[list[Any]] | None:
-    """[name, size, mtime_ns, inode] of each entry of a directory that holds plain files only, by name;
+    """[name, size, mtime_ns, inode, device] of each entry of a directory that holds plain files only, by name;
     None for anything else (a symbolic link, a subdirectory, a FIFO, one file): discovered afresh then.
     Which files are migrations depends on nothing but their names when every entry is a plain file, so
     the same listing means the same migrations (``ParseCache.sources``)."""
@@ -106,8 +111,7 @@ def _listing(path: str) -> list[list[Any]] | None:
             for entry in entries:
                 if not entry.is_file(follow_symlinks=False):
                     return None
-                st = entry.stat(follow_symlinks=False)
-                listing.append([entry.name, st.st_size, st.st_mtime_ns, st.st_ino])
+                listing.append([entry.name, *_stat_identity(entry.stat(follow_symlinks=False))])
     except OSError:
         return None
     listing.sort()
@@ -142,10 +146,23 @@ def _joined(light: dict[str, Any], scripts: str) -> dict[str, Any]:
 
 
 def _key(path: str, tracking_table: str) -> str:
-    """The cache file's name for a directory and a tracking table. Two directories that came to share a
-    name would only parse again: an entry is reused when its files' identity (full path included) matches.
-    Two checksums of zlib, not hashlib: its import (OpenSSL) costs more than a warm lint's parse-cache read."""
-    data = f"{os.path.abspath(path)}\0{tracking_table}".encode("utf-8", "surrogateescape")
+    """The cache file's name for a directory as named (a relative name and the absolute one, as the lint
+    and the playbooks name it, each have a file: the files' paths are stored as named) and a tracking
+    table. Two checksums of zlib, not hashlib: its import (OpenSSL) costs more than a warm lint's read;
+    the file says whose it is (``_owner``), so names that came to collide only cost a parse."""
+    data = "\0".join(_owner(path, tracking_table)).encode("utf-8", "surrogateescape")
+    return f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}{len(data):x}"
+
+
+def _owner(path: str, tracking_table: str) -> list[str]:
+    """Whose cache a file is: the directory (absolute, and as named) and the tracking table."""
+    return [os.path.abspath(path), path, tracking_table]
+
+
+def _digest(text: str) -> str:
+    """Ties an entry to its statements' text: a statements file that is damaged, cut or from another
+    write never lends an entry statements that are not its own (the migration is parsed again)."""
+    data = text.encode("utf-8", "surrogateescape")
     return f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}{len(data):x}"
 
 
@@ -160,6 +177,7 @@ class ParseCache:
 
     def __init__(self, path: str, tracking_table: str, directory: str | None, statements: bool = True) -> None:
         self.file = os.path.join(directory, _key(path, tracking_table) + ".json") if directory else None
+        self.owner = _owner(path, tracking_table)
         self.tracking_table = tracking_table
         # False: the migrations come without their statements (what they are and their findings only:
         # the lint, a status, a plan); `with_statements` gives those of the migrations that are to run.
@@ -177,7 +195,12 @@ class ParseCache:
         # Per version, what hides its password literals (_redact): found once, when the file is parsed.
         self.redactions: dict[str, Redaction] = {}
         data = _read_json(self.file)
-        if isinstance(data, dict) and data.get("stamp") == _stamp() and isinstance(data.get("entries"), dict):
+        if (
+            isinstance(data, dict)
+            and data.get("stamp") == _stamp()
+            and data.get("owner") == self.owner
+            and isinstance(data.get("entries"), dict)
+        ):
             self.entries = data["entries"]
             self.listed = data.get("listed")
             self.token = str(data.get("token") or "")
@@ -200,19 +223,30 @@ class ParseCache:
             return None
         try:
             replacements, found = entry["redaction"]
-            light = entry["migration"]
-            data = _joined(light, self.scripts()[source.version]) if self.statements else light
-            migration = Migration.from_dict(data)
+            migration = self._with_scripts(entry) if self.statements else Migration.from_dict(entry["migration"])
         except (KeyError, TypeError, ValueError, AttributeError):
             return None  # an entry of another shape (damaged, hand-edited): parsed afresh and rewritten
         self.redactions[source.version] = (replacements, found)  # read only (Redactor.merged copies)
         return migration
 
+    def _with_scripts(self, entry: dict[str, Any]) -> Migration:
+        """An entry's migration with its statements from the statements file; KeyError (parse it again)
+        when they are missing or are not the ones written with the entry."""
+        scripts = self.scripts().get(entry["migration"]["version"])
+        if not isinstance(scripts, str) or _digest(scripts) != entry.get("digest"):
+            raise KeyError("statements")
+        return Migration.from_dict(_joined(entry["migration"], scripts))
+
     def put(self, source: Source, identity: list[list[Any]], migration: Migration) -> None:
         redaction = migration_redaction(migration)
         self.redactions[source.version] = redaction
         light, scripts = _split(migration)
-        self.entries[source.version] = {"identity": identity, "migration": light, "redaction": list(redaction)}
+        self.entries[source.version] = {
+            "identity": identity,
+            "migration": light,
+            "digest": _digest(scripts),
+            "redaction": list(redaction),
+        }
         self.new_scripts[source.version] = scripts
         self.fresh[source.version] = migration
         self.dirty = True
@@ -241,10 +275,10 @@ class ParseCache:
         again when it lacks them."""
         if migration.version in self.fresh:
             return self.fresh[migration.version]
-        scripts = self.scripts().get(migration.version)
-        if scripts is None:
+        try:
+            return self._with_scripts(self.entries[migration.version])
+        except (KeyError, TypeError, ValueError, AttributeError):
             return self.parse(self.found[migration.version])
-        return Migration.from_dict(_joined(self.entries[migration.version]["migration"], scripts))
 
     def sources(self, path: str, listing: list[list[Any]] | None) -> list[Source] | None:
         """The migrations found in the directory (named as ``path``) when it had this very listing, or
@@ -283,10 +317,25 @@ class ParseCache:
         token = os.urandom(8).hex()
         try:
             _write_json(self.statements_file, {"token": token, "scripts": {v: scripts[v] for v in self.entries}})
-            _write_json(self.file, {"stamp": _stamp(), "token": token, "entries": self.entries, "listed": self.listed})
+            main = {"stamp": _stamp(), "owner": self.owner, "token": token, "entries": self.entries}
+            _write_json(self.file, {**main, "listed": self.listed})
+            _remove_earlier_formats(os.path.dirname(self.file))
         except OSError:
             return  # a cache that cannot be written only costs the next run a parse
         self.token, self._scripts, self.new_scripts, self.dirty = token, scripts, {}, False
+
+
+_EARLIER_NAME = re.compile(r"[0-9a-f]{24}\.json")  # formats 1 to 7 (sha256 names): statements in one file
+
+
+def _remove_earlier_formats(directory: str) -> None:
+    """Cache files of earlier formats are never read again, and hold statements (password literals an
+    '-- Allow:' header accepted among them): removed when the cache is written."""
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if _EARLIER_NAME.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
 
 
 def _read_json(path: str | None) -> Any:
@@ -355,7 +404,7 @@ def read_path(
         sources = discover_path(path)
         cache.remember(path, listing, sources)
     directory = os.path.join(path, "")
-    known = {directory + name: [size, mtime, inode] for name, size, mtime, inode in listing or ()}
+    known = {directory + name: identity for name, *identity in listing or ()}
     migrations: list[Migration] = []
     redactions: list[Redaction] = []
     try:

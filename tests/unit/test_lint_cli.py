@@ -31,6 +31,9 @@ def lint(*args: str, cache: Path) -> subprocess.CompletedProcess[str]:
         (("--bogus", "a"), "unrecognized arguments: --bogus"),
         (("--fail-on",), "argument --fail-on: expected one argument"),
         (("--fail-on=sometimes", "a"), "argument --fail-on: invalid choice: 'sometimes'"),
+        (("--fail-on", "--json", "a"), "argument --fail-on: expected one argument"),
+        (("--json=1", "a"), "argument --json: ignored explicit argument '1'"),
+        (("-x", "a"), "unrecognized arguments: -x"),
     ],
 )
 def test_bad_arguments_exit_2_with_the_usage(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
@@ -57,3 +60,8 @@ def test_the_report_and_the_threshold(tmp_path: Path) -> None:
     assert json.loads(report.stdout)["summary"]["migrations"] == 15
     after_dashes = lint("--json", "--", str(EXAMPLES), cache=tmp_path)
     assert json.loads(after_dashes.stdout) == json.loads(report.stdout)
+
+
+def test_a_unique_prefix_names_its_option_as_argparse_allowed(tmp_path: Path) -> None:
+    report = lint("--js", "--fail", "warning", str(EXAMPLES), cache=tmp_path)
+    assert report.returncode == 1 and json.loads(report.stdout)["summary"]["warnings"] == 1

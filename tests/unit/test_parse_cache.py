@@ -188,3 +188,44 @@ def test_statements_come_from_their_own_file_or_are_parsed_again(tmp_path: Path,
     assert len(counted) == 14  # the others, parsed again once; the pair is whole again
     counted.clear()
     assert [m.to_dict() for m in _parse_cache.read_path(str(d)).migrations] == full and counted == []
+
+
+@pytest.mark.parametrize("damage", ["123", '"not json"', '"{}"', "cut"])
+def test_statements_that_are_not_the_entrys_own_are_parsed_again(
+    tmp_path: Path, counted: list[str], damage: str
+) -> None:
+    """A statements file whose text for one migration is damaged, empty or cut (one statement of three)
+    never lends it statements: that migration is parsed again, with a full read and with_statements alike."""
+    import json
+
+    d = copy_examples(tmp_path)
+    full = [m.to_dict() for m in _parse_cache.read_path(str(d)).migrations]
+    [statements] = list((tmp_path / "cache").glob("*.statements"))
+    data = json.loads(statements.read_text())
+    version = "003_add_user_fields"
+    if damage == "cut":
+        scripts = json.loads(data["scripts"][version])
+        assert len(scripts["forward"]) > 1
+        scripts["forward"] = scripts["forward"][:1]
+        data["scripts"][version] = json.dumps(scripts)
+    else:
+        data["scripts"][version] = json.loads(damage)
+    statements.write_text(json.dumps(data))
+    counted.clear()
+    light = _parse_cache.read_path(str(d), statements=False)
+    assert [m.to_dict() for m in light.with_statements({version})][2] == full[2]
+    assert counted == [version]
+    counted.clear()
+    assert [m.to_dict() for m in _parse_cache.read_path(str(d)).migrations] == full and counted == []
+
+
+def test_a_relative_and_an_absolute_name_of_one_directory_each_stay_warm(
+    tmp_path: Path, counted: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lint in a pre-commit hook names the directory relatively, the playbooks absolutely: neither
+    makes the other parse again."""
+    d = copy_examples(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    for name in ("m", str(d), "m", str(d)):
+        _parse_cache.read_path(name)
+    assert len(counted) == 30  # each name parsed once
