@@ -157,6 +157,14 @@ def db2(pg_server: LocalPostgres) -> Iterator[Database]:
     _drop(database)
 
 
+def write(directory: Path, name: str, text: str) -> Path:
+    """A migration file (or any) of a test's directory, the directory made when missing."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    path.write_text(text)
+    return path
+
+
 @pytest.fixture
 def migrations_dir(tmp_path: Path) -> Path:
     """A copy of the example migrations that a test may edit."""

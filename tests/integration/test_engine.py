@@ -23,14 +23,7 @@ from ansible_collections.tme.migrations.plugins.module_utils._status import migr
 from ansible_collections.tme.migrations.plugins.module_utils._tracking import Tracking
 from ansible_collections.tme.migrations.plugins.plugin_utils import _files
 
-from ..conftest import EXAMPLES, Database
-
-
-def write(directory: Path, name: str, text: str) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / name
-    path.write_text(text)
-    return path
+from ..conftest import EXAMPLES, Database, write
 
 
 def migration(body: str, rollback: str = "SELECT 1;") -> str:

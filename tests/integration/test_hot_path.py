@@ -14,14 +14,7 @@ import pytest
 from ansible_collections.tme.migrations.plugins.module_utils._engine import Engine, EngineError, Options
 from ansible_collections.tme.migrations.plugins.plugin_utils import _files
 
-from ..conftest import Database
-
-
-def write(directory: Path, name: str, text: str) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / name
-    path.write_text(text)
-    return path
+from ..conftest import Database, write
 
 
 def migration(body: str, header: str = "") -> str:
